@@ -1,0 +1,1 @@
+"""The `restore` command line (thin over restore.api)."""

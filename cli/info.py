@@ -1,0 +1,30 @@
+"""``restore info``: versions, devices, shipped models, optional dependencies."""
+from __future__ import annotations
+
+import importlib.util
+import platform
+
+
+def run_info() -> int:
+    import torch
+
+    import restore
+    from restore.train import read_model
+    from restore.weights import shipped
+
+    print(f"restore {restore.__version__}  python {platform.python_version()}  torch {torch.__version__}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(f"devices: cpu ({torch.get_num_threads()} threads), cuda: {cuda}")
+    print("shipped models:")
+    for path in shipped():
+        _, meta = read_model(path)
+        net = meta["net"]
+        print(f"  {path.name}: method {meta['method']} {meta.get('method_params', {})}, "
+              f"{net['arch']} channels={net['channels']} widths={net['widths']}, "
+              f"{meta.get('steps', '?')} steps, recipe recipes/{meta.get('recipe', {}).get('name', '?')}.yaml")
+    print("optional dependencies:")
+    for mod, why in [("bm3d", "BM3D anchor in 'restore bench'"), ("lpips", "LPIPS metric"),
+                     ("rawpy", "camera RAW"), ("kornia", "operators/augmentation")]:
+        state = "installed" if importlib.util.find_spec(mod) else "not installed"
+        print(f"  {mod:8s} {state:14s} ({why})")
+    return 0

@@ -1,0 +1,112 @@
+"""``restore`` command: argument parsing and dispatch (thin over restore.api).
+
+Exit codes: 0 all good, 1 some inputs failed, 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_denoise(sub) -> None:
+    p = sub.add_parser("denoise", help="denoise image files, folders or globs",
+                       description="Denoise images with a self-supervised model. Inputs are never modified; "
+                                   "outputs keep format, bit depth and alpha and are written atomically.")
+    p.add_argument("inputs", nargs="+", help="image files, folders (recursive) or globs")
+    p.add_argument("-o", "--output", default="denoised", help="output folder (default: ./denoised)")
+    p.add_argument("--method", default="default", help="model family of the shipped weights (default: default)")
+    p.add_argument("--noise", default="auto",
+                   help="'auto' (estimate sigma per image) or gaussian[:SIGMA] with SIGMA in 8-bit units (e.g. 25)")
+    p.add_argument("--model", default=None, help="a .safetensors model written by 'restore train'")
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (memory is bounded by the tile)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", default=None, help="summary report path (default: OUTPUT/summary.json)")
+    p.add_argument("--suffix", default="", help="text added to output file names (default: none)")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a self-supervised model on noisy images",
+                       description="Train a model from noisy images only. A recipe (YAML) names everything; "
+                                   "flags override it. Interrupted runs resume from MODEL.ckpt.")
+    p.add_argument("method", help="method name (r2r, n2s)")
+    p.add_argument("--data", default=None, help="folder of noisy images (or clean ones with --synthetic)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--recipe", default=None, help="recipe YAML (see recipes/)")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the run checkpoints and stops")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps")
+    p.add_argument("--channels", type=int, default=None, choices=[1, 3])
+    p.add_argument("--noise", default=None, help="gaussian[:SIGMA] for the data's known noise level; "
+                                                 "without SIGMA it is estimated per image")
+    p.add_argument("--synthetic", default=None, metavar="LO,HI",
+                   help="treat --data as clean images and add Gaussian noise with sigma in [LO,HI]/255 on the fly")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"])
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="PSNR/SSIM/speed benchmark against anchors",
+                       description="Benchmark on clean images with seeded synthetic noise, or on noisy/GT pairs.")
+    p.add_argument("--recipe", default=None, help="benchmark recipe YAML (recipes/bench-*.yaml)")
+    p.add_argument("--data", nargs="*", default=None, help="folders of clean images")
+    p.add_argument("--pairs", nargs=2, default=None, metavar=("NOISY_DIR", "GT_DIR"))
+    p.add_argument("--sigmas", default=None, help="comma-separated Gaussian sigmas in 8-bit units, e.g. 15,25,50")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated: noisy, ours, ours-est, bm3d, skimage-nlm, skimage-wavelet")
+    p.add_argument("--model", default=None, help="model for 'ours' (default: the shipped default)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="use the first N images of each folder")
+    p.add_argument("--workers", type=int, default=None, help="processes for the slow anchors (BM3D)")
+    p.add_argument("--json", default=None, help="where to write the full results (JSON)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restore", description="Self-supervised image restoration and denoising.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    _add_denoise(sub)
+    _add_train(sub)
+    _add_bench(sub)
+    sub.add_parser("info", help="versions, devices, shipped models, optional dependencies")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from restore import __version__
+
+        print(f"restore {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "denoise":
+            from .denoise import run_denoise
+
+            return run_denoise(args)
+        if args.command == "train":
+            from .train import run_train
+
+            return run_train(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
+        if args.command == "info":
+            from .info import run_info
+
+            return run_info()
+    except (ValueError, FileNotFoundError, NotImplementedError) as e:
+        print(f"restore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Benchmarks: PSNR/SSIM and speed of our models against anchors, in one run.
+
+Two modes:
+
+* **synthetic** — folders of clean images; Gaussian noise of each sigma is
+  added with a seed fixed per (seed, folder, image, sigma), unclipped.
+* **pairs** — a folder of noisy images and one of ground truths (same names
+  or same sorted order); the noise level is unknown and estimated.
+
+Methods (columns): ``noisy`` (the input), ``ours`` (shipped default or
+``model``, sigma known), ``ours-est`` (sigma estimated), and anchors
+``bm3d`` (optional package), ``skimage-nlm``, ``skimage-wavelet``.
+Denoiser outputs are clipped to [0, 1]; the noisy input is not.
+"""
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from restore.metrics import psnr, ssim
+
+ANCHORS = ("bm3d", "skimage-nlm", "skimage-wavelet")
+
+
+def run_anchor(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """Denoise ``noisy`` (H, W, C) float in [0,1] with an anchor; returns (x, seconds)."""
+    t0 = time.perf_counter()
+    grey = noisy.shape[2] == 1
+    if name == "bm3d":
+        import bm3d
+
+        x = bm3d.bm3d(noisy[..., 0], sigma_psd=sigma)[..., None] if grey else bm3d.bm3d_rgb(noisy, sigma)
+    elif name == "skimage-nlm":
+        from skimage.restoration import denoise_nl_means
+
+        x = denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5,
+                             patch_distance=6, channel_axis=-1)
+    elif name == "skimage-wavelet":
+        from skimage.restoration import denoise_wavelet
+
+        x = denoise_wavelet(noisy, sigma=sigma, method="BayesShrink", mode="soft", rescale_sigma=True,
+                            channel_axis=-1, convert2ycbcr=not grey)
+    else:
+        raise ValueError(f"unknown anchor {name!r}; known: {', '.join(ANCHORS)}")
+    x = np.asarray(x, dtype=np.float32).reshape(noisy.shape)
+    return np.clip(x, 0, 1), time.perf_counter() - t0
+
+
+def _anchor_job(args):
+    name, noisy, sigma, clean = args
+    x, dt = run_anchor(name, noisy, sigma)
+    return psnr(x, clean), ssim(x, clean), dt
+
+
+def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: int) -> np.ndarray:
+    """Seeded unclipped Gaussian noise: same image + sigma + seed, same noise."""
+    key = zlib.crc32(f"{Path(folder).name}/{index}/{sigma:.6f}".encode())
+    rng = np.random.default_rng([seed, key])
+    return (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+
+
+def load_clean(folder: str, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    from restore.io import list_images, read_image
+
+    files = [f for f in list_images([folder]) if f.is_file()][: limit or None]
+    if not files:
+        raise ValueError(f"{folder}: no images found")
+    return [(f.name, read_image(f).data) for f in files]
+
+
+def _ours(y: np.ndarray, sigma: float | None, model) -> tuple[np.ndarray, float, float]:
+    import torch
+
+    from restore.api import denoise_chw
+
+    t = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))
+    t0 = time.perf_counter()
+    x, s = denoise_chw(t, noise=sigma, model=model, device="cpu")
+    return x.numpy().transpose(1, 2, 0), time.perf_counter() - t0, s
+
+
+def speed_test(image: np.ndarray, sigma: float, methods: list[str], model=None, repeats: int = 3) -> dict:
+    """Seconds per image and ms per megapixel on one image, methods run one after another."""
+    mp = image.shape[0] * image.shape[1] / 1e6
+    noisy = noisy_copy(image, sigma, 0, "speed", 0)
+    res = {"image_shape": list(image.shape), "megapixels": mp}
+    if "ours" in methods:
+        _ours(noisy, sigma, model)  # warm-up (model load, allocator)
+        dt = min(_ours(noisy, sigma, model)[1] for _ in range(repeats))
+        res["ours"] = {"seconds": dt, "ms_per_mp": 1000 * dt / mp}
+    for name in [m for m in methods if m in ANCHORS]:
+        try:
+            dt = run_anchor(name, noisy, sigma)[1]
+        except ImportError as e:
+            res[name] = {"unavailable": str(e)}
+            continue
+        res[name] = {"seconds": dt, "ms_per_mp": 1000 * dt / mp}
+    if "ours" in res:
+        for name in ANCHORS:
+            if "seconds" in res.get(name, {}):
+                res[name]["ours_speedup"] = res[name]["seconds"] / res["ours"]["seconds"]
+    return res
+
+
+def _available(name: str) -> str | None:
+    if name == "bm3d":
+        try:
+            import bm3d  # noqa: F401
+        except ImportError as e:
+            return f"bm3d not installed ({e}); pip install bm3d (comparator only)"
+    return None
+
+
+def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str], *, seed: int = 0,
+                    model=None, limit: int | None = None, workers: int = 1, log=print) -> dict:
+    """Mean PSNR/SSIM per (folder, sigma, method); sigmas in 8-bit units."""
+    rows, skipped = [], {m: why for m in methods if (why := _available(m))}
+    methods = [m for m in methods if m not in skipped]
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    for folder in folders:
+        images = load_clean(folder, limit)
+        for s255 in sigmas:
+            sigma = s255 / 255.0
+            per = {m: [] for m in methods}
+            futures = []
+            for i, (name, clean) in enumerate(images):
+                noisy = noisy_copy(clean, sigma, seed, folder, i)
+                rec_common = {"image": name, "megapixels": clean.shape[0] * clean.shape[1] / 1e6}
+                for m in methods:
+                    if m in ANCHORS:
+                        job = (m, noisy, sigma, clean)
+                        futures.append((m, rec_common, pool.submit(_anchor_job, job) if pool else job))
+                        continue
+                    if m == "noisy":
+                        x, dt, s = noisy, 0.0, sigma
+                    else:
+                        x, dt, s = _ours(noisy, sigma if m == "ours" else None, model)
+                    per[m].append({**rec_common, "psnr": psnr(x, clean), "ssim": ssim(x, clean),
+                                   "seconds": dt, "sigma_used_255": s * 255})
+            for m, rec_common, fut in futures:
+                p, q, dt = fut.result() if pool else _anchor_job(fut)
+                per[m].append({**rec_common, "psnr": p, "ssim": q, "seconds": dt})
+            for m in methods:
+                recs = per[m]
+                mp = sum(r["megapixels"] for r in recs)
+                row = {"data": Path(folder).name, "sigma": s255, "method": m,
+                       "psnr": float(np.mean([r["psnr"] for r in recs])),
+                       "ssim": float(np.mean([r["ssim"] for r in recs])),
+                       "ms_per_mp": 1000 * sum(r["seconds"] for r in recs) / mp, "images": recs}
+                if m == "ours-est":
+                    err = [r["sigma_used_255"] - s255 for r in recs]
+                    row["sigma_est_mean_abs_err_255"] = float(np.mean(np.abs(err)))
+                    row["sigma_est_bias_255"] = float(np.mean(err))
+                rows.append(row)
+                log(f"{row['data']:8s} sigma={s255:<4g} {m:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
+    if pool:
+        pool.shutdown()
+    return {"rows": rows, "skipped": skipped}
+
+
+def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, limit=None, log=print) -> dict:
+    """Real noisy/GT pairs (sorted order): PSNR/SSIM with the noise level estimated."""
+    from restore.noise import estimate_sigma
+
+    noisy_imgs, gts = load_clean(noisy_dir, limit), load_clean(gt_dir, limit)
+    if len(noisy_imgs) != len(gts):
+        raise ValueError(f"{noisy_dir} has {len(noisy_imgs)} images but {gt_dir} has {len(gts)}")
+    per = {m: [] for m in methods}
+    for (name, y), (_, gt) in zip(noisy_imgs, gts):
+        s = float(estimate_sigma(y.transpose(2, 0, 1)[None].copy())[0])
+        for m in methods:
+            if m == "noisy":
+                x, dt = y, 0.0
+            elif m in ANCHORS:
+                x, dt = run_anchor(m, y, s)
+            else:
+                x, dt, s = _ours(y, None, model)
+            per[m].append({"image": name, "psnr": psnr(x, gt), "ssim": ssim(x, gt), "seconds": dt})
+    rows = [{"data": Path(noisy_dir).parent.name, "sigma": "est", "method": m,
+             "psnr": float(np.mean([r["psnr"] for r in recs])), "ssim": float(np.mean([r["ssim"] for r in recs])),
+             "images": recs} for m, recs in per.items()]
+    for r in rows:
+        log(f"{r['data']:8s} {r['method']:16s} PSNR {r['psnr']:6.2f}  SSIM {r['ssim']:.4f}")
+    return {"rows": rows, "skipped": {}}
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table: one line per (data, sigma), one column per method (PSNR / SSIM)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    keys = list(dict.fromkeys((r["data"], r["sigma"]) for r in rows))
+    cell = {(r["data"], r["sigma"], r["method"]): r for r in rows}
+    lines = ["| data | sigma | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for d, s in keys:
+        vals = [f"{cell[d, s, m]['psnr']:.2f} / {cell[d, s, m]['ssim']:.4f}" if (d, s, m) in cell else "—"
+                for m in methods]
+        lines.append(f"| {d} | {s} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))

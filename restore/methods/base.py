@@ -1,0 +1,59 @@
+"""The method protocol and registry.
+
+A *method* says how a network is trained from noisy data (``loss``) and how it
+turns a noisy image into an estimate (``restore``).  The training loop knows a
+method only through ``loss(net, batch)``; inference (tiling, CLI, api) only
+through ``restore(net, y, sigma)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from restore.nets import CompactUNet
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_method(name: str, **params) -> "Method":
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
+    return METHODS[name](**params)
+
+
+@dataclass
+class Method:
+    """Base class: subclasses set ``name`` via :func:`register`."""
+
+    name = "base"
+    net_config: dict = field(default_factory=lambda: {"widths": [32, 64, 128, 256], "depth": 2})
+
+    def build_net(self, channels: int) -> nn.Module:
+        return CompactUNet(channels=channels, **self.net_config)
+
+    def params(self) -> dict:
+        """Method hyper-parameters saved beside the weights."""
+        return {}
+
+    def loss(self, net: nn.Module, batch: dict, *, progress: float = 0.0,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Scalar training loss on ``batch`` (``noisy`` (B,C,P,P), ``sigma`` (B,)).
+
+        ``progress`` in [0, 1] is the fraction of training done (for annealing).
+        """
+        raise NotImplementedError
+
+    def restore(self, net: nn.Module, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Estimate ``(N, C, H, W)`` from noisy ``y`` with noise level ``sigma`` (N,)."""
+        return net(y, sigma)
