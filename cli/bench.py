@@ -53,7 +53,7 @@ def run_bench(args) -> int:
     out = {"settings": cfg, "restore": restore.__version__, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "machine": platform.machine(), "started": time.ctime()}
     log = lambda s: print(s, flush=True)  # noqa: E731
-    if cfg.get("speed", True) and cfg.get("data"):
+    if cfg.get("speed", True) and cfg.get("data") and cfg.get("mode") != "estimators":
         img = _speed_image(cfg)
         if img is not None:
             sp = speed_test(img, 25 / 255, cfg["methods"], model=cfg.get("model"))
@@ -63,6 +63,18 @@ def run_bench(args) -> int:
                     extra = f"  (ours is {v['ours_speedup']:.1f}x faster)" if "ours_speedup" in v else ""
                     log(f"speed 512x512 grey: {m:12s} {v['seconds'] * 1000:9.1f} ms/image "
                         f"{v['ms_per_mp']:9.1f} ms/MP{extra}")
+    if cfg.get("mode") == "estimators":
+        from restore.bench import bench_estimators
+
+        res = bench_estimators(cfg["data"], cfg["sigmas"], seed=cfg["seed"], model=cfg.get("model"),
+                               limit=cfg.get("limit"), log=log)
+        out.update(res)
+        from restore.io import atomic_write_text
+
+        dest = Path(cfg.get("json") or f"bench-{cfg.get('name', 'run')}.json")
+        atomic_write_text(dest, json.dumps(out, indent=1))
+        print(f"results: {dest}")
+        return 0
     if cfg.get("pairs"):
         res = bench_pairs(*cfg["pairs"], [m for m in cfg["methods"] if m != "ours"], model=cfg.get("model"),
                           limit=cfg.get("limit"), log=log)

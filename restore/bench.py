@@ -204,3 +204,37 @@ def format_table(rows: list[dict]) -> str:
 
 def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def bench_estimators(folders: list[str], sigmas: list[float], *, seed: int = 0, model=None,
+                     limit: int | None = None, grid_size: int = 26, log=print) -> dict:
+    """Accuracy of the sigma estimators (8-bit units): wavelet MAD, patch PCA and the
+    Noise2Score TV grid search run with our model as the Tweedie denoiser."""
+    import torch
+
+    from restore.api import load
+    from restore.noise import estimate_sigma_mad, estimate_sigma_pca, estimate_sigma_tv
+
+    r = load(model, channels=1, device="cpu")
+    grid = torch.linspace(5.0, 55.0, grid_size, dtype=torch.float64) / 255.0
+
+    def tweedie(y, s):
+        return torch.as_tensor(r.run(y[0], s)).unsqueeze(0)
+
+    rows = []
+    for folder in folders:
+        images = load_clean(folder, limit)
+        for s255 in sigmas:
+            errs = {"mad": [], "pca": [], "tv": []}
+            for i, (_, clean) in enumerate(images):
+                y = torch.from_numpy(noisy_copy(clean, s255 / 255, seed, folder, i).transpose(2, 0, 1).copy())[None]
+                errs["mad"].append(float(estimate_sigma_mad(y)[0]) * 255 - s255)
+                errs["pca"].append(float(estimate_sigma_pca(y)[0]) * 255 - s255)
+                errs["tv"].append(float(estimate_sigma_tv(y, tweedie, grid)[0]) * 255 - s255)
+            for k, e in errs.items():
+                row = {"data": Path(folder).name, "sigma": s255, "estimator": k,
+                       "mean_abs_err_255": float(np.mean(np.abs(e))), "bias_255": float(np.mean(e))}
+                rows.append(row)
+                log(f"{row['data']:8s} sigma={s255:<4g} {k:4s} |err| {row['mean_abs_err_255']:.2f}  "
+                    f"bias {row['bias_255']:+.2f}")
+    return {"rows": rows, "skipped": {}}

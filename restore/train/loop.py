@@ -6,6 +6,7 @@ a dataset through ``dataset.batch(rng) -> dict`` of tensors.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -47,13 +48,15 @@ class TrainConfig:
 
 
 def train(method, net, dataset, cfg: TrainConfig, *, out: str | Path, meta: dict,
-          checkpoint: str | Path | None = None, log=print) -> dict:
+          checkpoint: str | Path | None = None, log=None) -> dict:
     """Train ``net`` with ``method.loss`` on ``dataset``; write the EMA weights to ``out``.
 
     Resumes from ``checkpoint`` when it exists (same recipe, exact: model,
     optimiser, EMA, data RNG and noise RNG are restored).  Returns a summary
     dict (steps done, final loss, seconds).
     """
+    if log is None:
+        log = functools.partial(print, flush=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)

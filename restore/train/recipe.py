@@ -33,7 +33,7 @@ def load_recipe(path: str | Path) -> dict:
     return recipe
 
 
-def run_recipe(recipe: dict, out: str | Path, *, overrides: dict | None = None, log=print) -> dict:
+def run_recipe(recipe: dict, out: str | Path, *, overrides: dict | None = None, log=None) -> dict:
     """Train the model a recipe describes and write it to ``out`` (safetensors).
 
     ``overrides`` is a nested dict merged over the recipe (e.g. from CLI flags
