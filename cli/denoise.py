@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from restore.io import ImageReadError, atomic_write_text, list_images, read_image, safe_output_path, write_image
+from restore.io import atomic_write_text, list_images, read_image, safe_output_path, write_image
 
 
 def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -32,15 +32,24 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
 def run_denoise(args) -> int:
     import torch
 
-    from restore.api import denoise_chw, resolve_device
+    from restore.api import denoise_chw, load, parse_noise, resolve_device
 
     pairs = expand_inputs(args.inputs)
     if not pairs:
         print(f"restore denoise: error: no image files found in {' '.join(args.inputs)} "
               "(looked for .png .jpg .jpeg .tif .tiff .npy)", file=sys.stderr)
         return 2
+    # everything that is the same for every file is checked once, up front (usage errors: exit 2)
+    if args.tile < 16 or not 0 <= args.overlap < args.tile // 2:
+        raise ValueError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile/2")
+    parse_noise(args.noise)
     device = resolve_device(args.device)
+    if args.model is not None:
+        load(args.model, device=device)
+    est = "est" if parse_noise(args.noise) is None else "given"
     out_dir = Path(args.output)
+    inputs = {p.resolve() for p, _ in pairs}
+    written: dict[Path, Path] = {}
     from tqdm import tqdm
 
     records, failed = [], 0
@@ -50,22 +59,27 @@ def run_denoise(args) -> int:
         t0 = time.perf_counter()
         try:
             dest = safe_output_path(path, out_dir / rel.parent, suffix=args.suffix)
+            if dest.resolve() in inputs:
+                raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
+            if dest.resolve() in written:
+                raise ValueError(f"output {dest} was already written for {written[dest.resolve()]} "
+                                 "(same file name); denoise them into separate folders or pass their parent folder")
             img = read_image(path)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())
             x, sigma = denoise_chw(y, noise=args.noise, method=args.method, model=args.model, device=device,
                                    tile=args.tile, overlap=args.overlap)
             write_image(dest, x.numpy().transpose(1, 2, 0), like=img)
+            written[dest.resolve()] = path
             dt = time.perf_counter() - t0
-            est = "est" if args.noise in (None, "auto", "gaussian") else "given"
             rec.update(output=str(dest), height=img.height, width=img.width, channels=img.channels,
                        dtype=str(img.dtype), alpha=img.alpha is not None, sigma_255=round(sigma * 255, 2),
                        sigma_source=est, seconds=round(dt, 3), status="ok")
             tqdm.write(f"ok     {path}  {img.width}x{img.height}x{img.channels} {img.dtype}"
                        f"{' +alpha' if img.alpha is not None else ''}  sigma={sigma * 255:.1f}/255 ({est})"
                        f"  {dt:.2f}s  -> {dest}")
-        except (ImageReadError, ValueError, OSError, NotImplementedError) as e:
+        except Exception as e:  # noqa: BLE001 - one line per bad file, the batch goes on
             failed += 1
-            msg = " ".join(str(e).split())
+            msg = " ".join(str(e).split()) or type(e).__name__
             if str(path) not in msg:
                 msg = f"{path}: {msg}"
             rec.update(status="error", error=msg)

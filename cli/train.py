@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def recipe_from_args(args) -> dict:
-    from restore.train import load_recipe
+    from restore.recipe import load_recipe
 
     if args.recipe:
         recipe = load_recipe(args.recipe)
@@ -20,10 +20,15 @@ def recipe_from_args(args) -> dict:
     data, train = recipe.setdefault("data", {}), recipe.setdefault("train", {})
     if args.data:
         data["path"] = args.data
+        if not args.synthetic:
+            data["kind"] = "noisy"  # user data is noisy unless --synthetic says it is clean
+            data.pop("sigma_range", None)
     if not data.get("path"):
         raise ValueError("the recipe names no data path; give --data DIR")
     if args.channels:
         data["channels"] = args.channels
+    elif "channels" not in data:
+        data["channels"] = _channels_of(data["path"])
     if args.synthetic:
         lo, hi = (float(v) for v in args.synthetic.split(","))
         data.update(kind="synthetic", sigma_range=[lo, hi])
@@ -31,15 +36,25 @@ def recipe_from_args(args) -> dict:
         kind, _, value = args.noise.partition(":")
         if kind != "gaussian":
             raise ValueError(f"--noise {args.noise}: only gaussian[:SIGMA] is supported for training yet")
-        data["sigma"] = float(value) if value else None
+        data["sigma"] = float(value) if value else None  # 8-bit units, as in 'restore denoise' 
     for key in ("minutes", "steps", "seed", "device"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)
     return recipe
 
 
+def _channels_of(path) -> int:
+    """1 or 3: the channel count of the first image in the folder."""
+    from restore.io import list_images, read_image
+
+    files = [f for f in list_images([str(path)]) if f.is_file()]
+    if not files:
+        raise ValueError(f"{path}: no images found — give a folder of PNG/JPEG/TIFF/.npy files")
+    return read_image(files[0]).channels
+
+
 def run_train(args) -> int:
-    from restore.train import run_recipe
+    from restore.recipe import run_recipe
 
     recipe = recipe_from_args(args)
     print(f"training {recipe['method']} ({recipe.get('name')}) on {recipe['data']['path']} -> {args.output}",

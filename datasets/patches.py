@@ -23,24 +23,39 @@ import torch
 from restore.io import list_images, read_image
 
 
-def load_folder(path, channels: int, *, max_images: int | None = None) -> list[np.ndarray]:
+#: Luma weights used to turn colour training images grey; Gaussian noise of
+#: std sigma per channel becomes std sigma * |w| after the conversion.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def load_folder(path, channels: int, *, min_size: int = 0,
+                max_images: int | None = None) -> tuple[list[np.ndarray], bool]:
     """Read every image under ``path`` (a folder or a list of folders) as float32
-    ``(C, H, W)`` with ``channels`` channels."""
+    ``(C, H, W)`` with ``channels`` channels; images smaller than ``min_size``
+    on a side are skipped with a warning naming the file.  Returns the images
+    and whether any colour image was converted to grey."""
+    import warnings
+
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     files = [p for p in list_images([str(p) for p in paths]) if p.is_file()]
     if max_images:
         files = files[:max_images]
-    images = []
+    images, made_grey = [], False
     for f in files:
         img = read_image(f).data  # (H, W, C) in [0, 1]
+        if min(img.shape[:2]) < min_size:
+            warnings.warn(f"{f}: {img.shape[1]}x{img.shape[0]} is smaller than the {min_size}-pixel training "
+                          "patch; skipped", stacklevel=2)
+            continue
         if channels == 1 and img.shape[2] == 3:
-            img = (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+            img, made_grey = (img @ LUMA)[..., None], True
         elif channels == 3 and img.shape[2] == 1:
             img = np.repeat(img, 3, axis=2)
         images.append(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
     if not images:
-        raise ValueError(f"{path}: no images found — give a folder of PNG/JPEG/TIFF/.npy files")
-    return images
+        raise ValueError(f"{path}: no usable images found — give a folder of PNG/JPEG/TIFF/.npy files "
+                         f"at least {min_size}x{min_size} pixels")
+    return images, made_grey
 
 
 def random_patches(
@@ -76,7 +91,9 @@ class NoisyFolder:
     """
 
     def __init__(self, path, channels: int, patch: int, batch_size: int, sigma: float | None = None):
-        self.images = load_folder(path, channels)
+        self.images, made_grey = load_folder(path, channels, min_size=patch)
+        if sigma is not None and made_grey:
+            sigma = sigma * float(np.linalg.norm(LUMA))  # noise std after the grey conversion
         self.patch, self.batch_size = patch, batch_size
         if sigma is None:
             from restore.noise import estimate_sigma
@@ -86,6 +103,7 @@ class NoisyFolder:
             )
         else:
             self.sigmas = np.full(len(self.images), sigma, np.float32)
+        self.sigma_min = float(self.sigmas.min())
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         idx = rng.integers(len(self.images), size=self.batch_size)
@@ -104,9 +122,10 @@ class SyntheticNoisy:
     """
 
     def __init__(self, path, channels: int, patch: int, batch_size: int, sigma_range=(5 / 255, 50 / 255)):
-        self.images = load_folder(path, channels)
+        self.images, _ = load_folder(path, channels, min_size=patch)
         self.patch, self.batch_size = patch, batch_size
         self.log_lo, self.log_hi = math.log(sigma_range[0]), math.log(sigma_range[1])
+        self.sigma_min = float(sigma_range[0])
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         clean = random_patches(self.images, self.batch_size, self.patch, rng)
@@ -117,17 +136,14 @@ class SyntheticNoisy:
 
 
 def make_dataset(cfg: dict):
-    """Build a dataset from a recipe's ``data`` section."""
+    """Build a dataset from a recipe's ``data`` section (noise levels in 8-bit units)."""
     kind = cfg.get("kind", "noisy")
     common = dict(channels=int(cfg.get("channels", 1)), patch=int(cfg.get("patch", 96)),
                   batch_size=int(cfg.get("batch_size", 8)))
     if kind == "synthetic":
         lo, hi = cfg.get("sigma_range", [5, 50])
-        scale = 255.0 if hi > 1 else 1.0
-        return SyntheticNoisy(cfg["path"], sigma_range=(lo / scale, hi / scale), **common)
+        return SyntheticNoisy(cfg["path"], sigma_range=(lo / 255.0, hi / 255.0), **common)
     if kind == "noisy":
         sigma = cfg.get("sigma")
-        if sigma is not None and sigma > 1:
-            sigma = sigma / 255.0
-        return NoisyFolder(cfg["path"], sigma=sigma, **common)
+        return NoisyFolder(cfg["path"], sigma=None if sigma is None else sigma / 255.0, **common)
     raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy' or 'synthetic'")

@@ -95,14 +95,31 @@ def load(model: str | Path | None = None, *, channels: int = 1, method: str = "d
 
 
 def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | None:
-    """``None``/``"auto"`` -> None (estimate); a float -> Gaussian sigma (>1 means /255)."""
-    if noise is None or (isinstance(noise, str) and noise in ("auto", "gaussian")):
-        return None
-    if isinstance(noise, NoiseModel):
+    """The noise model to use; None means "estimate a Gaussian sigma per image".
+
+    * ``None``, ``"auto"``, ``"gaussian"`` -> None (estimated);
+    * ``"gaussian:25"`` -> Gaussian with sigma 25/255: a spec string's sigma is
+      always in 8-bit units (fraction of full scale x 255), whatever the dtype;
+    * a float -> Gaussian sigma in image units ([0, 1] intensities);
+    * a :class:`NoiseModel` is used as is.
+    """
+    if noise is None or isinstance(noise, NoiseModel):
         return noise
     if isinstance(noise, (int, float)):
-        return Gaussian(noise / 255.0 if noise > 1 else noise)
-    return make_noise(noise)
+        return Gaussian(float(noise))
+    spec = str(noise).strip().lower()
+    if spec in ("auto", "gaussian"):
+        return None
+    kind, _, value = spec.partition(":")
+    if kind == "gaussian":
+        try:
+            sigma = float(value)
+        except ValueError:
+            raise ValueError(f"--noise {noise}: SIGMA must be a number in 8-bit units, e.g. gaussian:25") from None
+        if not 0 < sigma < 255:
+            raise ValueError(f"--noise {noise}: SIGMA must be in (0, 255) 8-bit units, e.g. gaussian:25")
+        return Gaussian(sigma / 255.0)
+    return make_noise(spec)
 
 
 def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float:
@@ -112,6 +129,8 @@ def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float:
     if not isinstance(noise, Gaussian):
         raise NotImplementedError(
             f"{type(noise).__name__} noise is not supported by the shipped Gaussian models yet; use gaussian[:SIGMA]")
+    if noise.sigma.numel() != 1:
+        raise ValueError("denoise() takes one Gaussian sigma per call; call it per image for per-image levels")
     return float(noise.sigma.reshape(-1)[0])
 
 
@@ -119,37 +138,57 @@ _CACHE: dict[tuple, Restorer] = {}
 
 
 def _cached_load(model, channels, method, device) -> Restorer:
-    key = (str(model), channels, method, str(device))
+    stamp = Path(model).stat().st_mtime_ns if model is not None and Path(model).is_file() else None
+    key = (str(model), stamp, channels, method, str(device))
     if key not in _CACHE:
         _CACHE[key] = load(model, channels=channels, method=method, device=device)
     return _CACHE[key]
 
 
-def denoise_chw(y: torch.Tensor, *, noise=None, method: str = "default", model=None, device="auto",
-                tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None
-                ) -> tuple[torch.Tensor, float]:
-    """Denoise a float ``(C, H, W)`` tensor in [0, 1]; returns ``(x_hat, sigma)``.
-
-    Colour images use the colour model when one is shipped (or given);
-    a grey model is applied channel by channel otherwise.
-    """
-    c = y.shape[0]
-    sigma = gaussian_sigma(y, parse_noise(noise))
-    want = 3 if c == 3 else 1
+def select_model(channels: int, *, method: str = "default", model=None, device="auto") -> Restorer:
+    """The model for an image with ``channels`` channels: the colour model for
+    RGB when one is shipped (or given), else the grey model (run per channel)."""
+    want = 3 if channels == 3 else 1
     try:
-        r = _cached_load(model, want, method, device)
+        return _cached_load(model, want, method, device)
     except FileNotFoundError:
         if want == 1 or model is not None:
             raise
-        r = _cached_load(model, 1, method, device)
+        return _cached_load(model, 1, method, device)
+
+
+def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "default", model=None, device="auto",
+                tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None
+                ) -> tuple[torch.Tensor, float]:
+    """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, sigma)``.
+
+    Values are taken as [0, 1] intensities.  Float data far outside that
+    range (e.g. physical units) is mapped affinely to [0, 1] by its min/max,
+    denoised, and mapped back; ``sigma`` is then in the normalised units.
+    Outputs of [0, 1] data are clipped to [0, 1].
+    """
+    y = torch.as_tensor(y)
+    c = y.shape[0]
+    if c not in (1, 3):
+        raise ValueError(f"image has {c} channels; 1 (grey) or 3 (RGB) are supported — pass alpha separately")
+    if min(y.shape[-2:]) < 8:
+        raise ValueError(f"image is {y.shape[-1]}x{y.shape[-2]} pixels; at least 8x8 is needed")
+    lo, hi = float(y.min()), float(y.max())
+    rescale = lo < -0.5 or hi > 1.5
+    if rescale:
+        y = (y - lo) / (hi - lo)
+    sigma = gaussian_sigma(y, parse_noise(noise))
+    r = select_model(c, method=method, model=model, device=device)
     if r.channels == c:
-        out = r.run(y, sigma, tile=tile, overlap=overlap, progress=progress)
+        out = torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))
     elif r.channels == 1:
         out = torch.cat([torch.as_tensor(r.run(y[i : i + 1], sigma, tile=tile, overlap=overlap))
                          for i in range(c)])
     else:
         raise ValueError(f"the model expects {r.channels} channels but the image has {c}")
-    return torch.as_tensor(out).clamp_(0, 1), sigma
+    if rescale:
+        return out * (hi - lo) + lo, sigma
+    return out.clamp_(0, 1), sigma
 
 
 def denoise(image, *, noise="auto", method: str = "default", model=None, channel_axis: int | None = None,
@@ -170,7 +209,10 @@ def denoise(image, *, noise="auto", method: str = "default", model=None, channel
         tile, overlap: tiled inference (pixels); memory is bounded by the tile.
     """
     is_tensor = isinstance(image, torch.Tensor)
-    arr = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
+    if is_tensor and image.dtype in (torch.bfloat16, torch.float16):
+        arr = image.detach().cpu().float().numpy()
+    else:
+        arr = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
     if is_tensor and channel_axis is None and arr.ndim >= 3:
         channel_axis = -3
     dtype = arr.dtype
@@ -183,6 +225,8 @@ def denoise(image, *, noise="auto", method: str = "default", model=None, channel
     else:
         work = np.moveaxis(arr, channel_axis, -3)
         work = work.reshape(-1, *work.shape[-3:])
+    if np.issubdtype(dtype, np.signedinteger):
+        raise TypeError(f"signed integer images ({dtype}) are ambiguous; convert to uint8/uint16 or float in [0, 1]")
     if np.issubdtype(dtype, np.integer):
         scale = float(np.iinfo(dtype).max)
     elif np.issubdtype(dtype, np.floating):
@@ -204,4 +248,6 @@ def denoise(image, *, noise="auto", method: str = "default", model=None, channel
         res = res[0, 0]
     else:
         res = np.moveaxis(res.reshape(np.moveaxis(arr, channel_axis, -3).shape), -3, channel_axis)
-    return torch.from_numpy(np.ascontiguousarray(res)).to(image.device) if is_tensor else res
+    if is_tensor:
+        return torch.from_numpy(np.ascontiguousarray(res)).to(device=image.device, dtype=image.dtype)
+    return res

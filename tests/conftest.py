@@ -17,7 +17,7 @@ def camera():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny R2R-trained grey model file (a few hundred CPU steps), for api/cli tests."""
-    from restore.train import run_recipe
+    from restore.recipe import run_recipe
 
     import skimage.data
     from skimage.util import img_as_float32

@@ -41,20 +41,45 @@ def test_default_colour_model_beats_per_channel_noisy(camera):
     assert psnr(x, clean) > psnr(noisy, clean) + 6.0
 
 
-def test_same_type_dtype_shape_out():
-    rng = np.random.default_rng(1)
-    u8 = rng.integers(0, 256, (40, 56), dtype=np.uint8)
-    out = restore.denoise(u8, noise=20)
+def test_same_type_dtype_shape_out_and_values_scaled_right(camera):
+    clean = camera[:64, :96]
+    noisy = np.clip(_noisy(clean, 20 / 255), 0, 1)
+    ref = restore.denoise(noisy, noise="gaussian:20")
+    assert psnr(ref, clean) > psnr(noisy, clean) + 4
+    u8 = np.round(noisy * 255).astype(np.uint8)
+    out = restore.denoise(u8, noise="gaussian:20")
     assert out.dtype == np.uint8 and out.shape == u8.shape
-    u16 = rng.integers(0, 65536, (40, 56, 3), dtype=np.uint16)
-    out = restore.denoise(u16, noise=20, channel_axis=-1)
+    assert np.abs(out / 255.0 - ref).max() < 0.03
+    u16 = np.round(np.dstack([noisy] * 3) * 65535).astype(np.uint16)
+    out = restore.denoise(u16, noise="gaussian:20", channel_axis=-1)
     assert out.dtype == np.uint16 and out.shape == u16.shape
-    chw_first = rng.random((3, 40, 56)).astype(np.float64)
-    out = restore.denoise(chw_first, noise=20, channel_axis=0)
+    assert psnr(out / 65535.0, np.dstack([clean] * 3)) > psnr(noisy, clean) + 4
+    chw_first = np.stack([noisy] * 3).astype(np.float64)
+    out = restore.denoise(chw_first, noise=20 / 255, channel_axis=0)
     assert out.dtype == np.float64 and out.shape == chw_first.shape
-    t = torch.rand(2, 1, 40, 56)
-    out = restore.denoise(t, noise=20)
+    t = torch.from_numpy(np.stack([noisy, noisy])[:, None])
+    out = restore.denoise(t, noise="gaussian:20")
     assert isinstance(out, torch.Tensor) and out.shape == t.shape and out.dtype == t.dtype
+    assert torch.allclose(out[0, 0], torch.from_numpy(ref), atol=1e-5)
+
+
+def test_float_data_in_physical_units_is_rescaled_not_clipped(camera):
+    clean = camera[:64, :96]
+    noisy = _noisy(clean, 20 / 255)
+    out = restore.denoise(noisy * 1000.0 + 50.0, noise="gaussian:20")
+    assert out.min() > 40 and out.max() > 900  # not clamped to [0, 1]
+    assert psnr((out - 50.0) / 1000.0, clean) > psnr(noisy, clean) + 4
+
+
+def test_bad_arrays_get_clear_errors():
+    with pytest.raises(TypeError, match="signed integer"):
+        restore.denoise(np.zeros((16, 16), np.int16))
+    with pytest.raises(ValueError, match="4 channels"):
+        restore.denoise(np.zeros((16, 16, 4), np.float32), channel_axis=-1)
+    with pytest.raises(ValueError, match="at least 8x8"):
+        restore.denoise(np.zeros((1, 200), np.float32), noise="gaussian:10")
+    with pytest.raises(ValueError, match="SIGMA must be"):
+        restore.denoise(np.zeros((16, 16), np.float32), noise="gaussian:abc")
 
 
 def test_channel_axis_is_required_for_3d_arrays_and_nan_rejected():
@@ -63,7 +88,7 @@ def test_channel_axis_is_required_for_3d_arrays_and_nan_rejected():
     bad = np.zeros((16, 16), np.float32)
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        restore.denoise(bad, noise=10)
+        restore.denoise(bad, noise="gaussian:10")
 
 
 def test_tiled_run_matches_whole_image_within_blend_tolerance(camera):

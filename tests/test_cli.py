@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 from restore.cli.main import main
 from restore.io import read_image, write_image
@@ -58,13 +59,35 @@ def test_bad_inputs_are_reported_and_the_batch_goes_on(mixed_inputs, tmp_path, c
 
 
 def test_output_onto_input_is_refused(mixed_inputs, capsys):
+    before = _digest(mixed_inputs)
     code = main(["denoise", str(mixed_inputs / "good.png"), "-o", str(mixed_inputs)])
     assert code == 1
-    assert "good.png" in capsys.readouterr().err
+    assert "is the input file itself" in capsys.readouterr().err
+    after = _digest(mixed_inputs)
+    assert {k: after[k] for k in before} == before
+
+
+def test_same_names_from_two_folders_never_clobber(tmp_path, camera, capsys):
+    for sub in ("a", "b"):
+        write_image(tmp_path / sub / "x.png", camera[:64, :64], dtype=np.uint8)
+    before = _digest(tmp_path / "b")
+    code = main(["denoise", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-o", str(tmp_path / "b")])
+    after = _digest(tmp_path / "b")
+    assert code == 1 and after["x.png"] == before["x.png"]
+    code = main(["denoise", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-o", str(tmp_path / "o")])
+    assert code == 1 and "already written" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
-    assert main(["denoise", str(tmp_path / "nothing-here")]) in (1, 2)
+    out = str(tmp_path / "out")
+    assert main(["denoise", str(tmp_path / "nothing-here"), "-o", out]) == 1  # named file missing: a bad input
+    assert "no such file" in capsys.readouterr().err
+    assert main(["denoise", str(tmp_path), "-o", out]) == 2  # a folder without images
+    img = tmp_path / "i.png"
+    write_image(img, np.zeros((16, 16)), dtype=np.uint8)
+    assert main(["denoise", str(img), "-o", out, "--noise", "gaussian:abc"]) == 2
+    assert main(["denoise", str(img), "-o", out, "--model", str(tmp_path / "missing.safetensors")]) == 2
+    assert main(["denoise", str(img), "-o", out, "--tile", "64", "--overlap", "40"]) == 2
     with pytest.raises(SystemExit) as e:
         main(["denoise"])
     assert e.value.code == 2
@@ -85,5 +108,14 @@ def test_train_cli_writes_a_model_and_resumes(tmp_path, camera, capsys):
     args = ["train", "r2r", "--data", str(data), "-o", str(model), "--steps", "4", "--noise", "gaussian:25"]
     assert main(args) == 0
     assert model.exists() and (tmp_path / "m.safetensors.ckpt").exists()
-    assert main(args) == 0
-    assert "4 steps" in capsys.readouterr().out
+    from restore.train import read_model
+
+    first, meta = read_model(model)
+    assert meta["recipe"]["data"]["kind"] == "noisy" and meta["recipe"]["data"]["channels"] == 1
+    capsys.readouterr()
+    assert main(args + ["--steps", "6"]) == 2  # a different run: refuses the stale checkpoint
+    assert "checkpoint of a different run" in capsys.readouterr().err
+    assert main(args) == 0  # same run: resumes at step 4, nothing left to do
+    assert "resumed from" in capsys.readouterr().out
+    again, _ = read_model(model)
+    assert all(torch.equal(first[k], again[k]) for k in first)

@@ -87,3 +87,31 @@ def test_n2s_anneal_is_global_and_geometric():
     assert method.sigma_a_ratio(0.0) == pytest.approx(0.5)
     assert method.sigma_a_ratio(1.0) == pytest.approx(0.05)
     assert method.sigma_a_ratio(0.5) == pytest.approx(math.sqrt(0.5 * 0.05))
+
+
+def test_r2r_below_trained_levels_averages_recorruptions():
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, y, sigma):
+            calls.append(float(sigma[0]))
+            return y
+
+    y = torch.zeros(1, 1, 8, 8)
+    method = R2R(a=1.0, level_min=0.1, K=4)
+    method.restore(Probe(), y, torch.tensor([0.2]))
+    assert calls == [pytest.approx(0.2)]  # inside the trained range: one direct pass at sigma
+    calls.clear()
+    out = method.restore(Probe(), y, torch.tensor([0.02]))
+    assert calls == [pytest.approx(0.02 * math.sqrt(2))] * 4  # K passes at the recorrupted level
+    assert 0 < float(out.std()) < 0.02 * 0.6  # mean of 4 recorruptions: std sigma/2
+
+
+def test_r2r_prepare_records_the_smallest_trained_level():
+    class Data:
+        sigma_min = 0.02
+
+    m = R2R(a=0.5)
+    m.prepare(Data())
+    assert m.level_min == pytest.approx(0.02 * math.sqrt(1.25))
+    assert m.params()["level_min"] == m.level_min

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from restore.io import write_image
-from restore.train import read_model, run_recipe
+from restore.recipe import run_recipe
+from restore.train import read_model
 
 
 @pytest.fixture()

@@ -46,6 +46,9 @@ class Method:
         """Method hyper-parameters saved beside the weights."""
         return {}
 
+    def prepare(self, dataset) -> None:
+        """Look at the training data before training (e.g. its noise-level range)."""
+
     def loss(self, net: nn.Module, batch: dict, *, progress: float = 0.0,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Scalar training loss on ``batch`` (``noisy`` (B,C,P,P), ``sigma`` (B,)).
@@ -57,3 +60,7 @@ class Method:
     def restore(self, net: nn.Module, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Estimate ``(N, C, H, W)`` from noisy ``y`` with noise level ``sigma`` (N,)."""
         return net(y, sigma)
+
+    def check_level(self, sigma: float) -> str | None:
+        """A warning when ``sigma`` is outside what the model was trained for, else None."""
+        return None

@@ -93,7 +93,7 @@ class CompactUNet(nn.Module):
         if self.cond:
             if sigma is None:
                 raise ValueError("this network is noise-level conditioned: pass sigma")
-            s = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1, 1, 1, 1)
+            s = (sigma if isinstance(sigma, torch.Tensor) else y.new_tensor(sigma)).reshape(-1, 1, 1, 1)
             plane = (s * self.sigma_scale).expand(y.shape[0], 1, *z.shape[-2:])
             z = torch.cat([z, plane], dim=1)
         h = self.head(z)

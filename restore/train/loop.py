@@ -69,8 +69,12 @@ def train(method, net, dataset, cfg: TrainConfig, *, out: str | Path, meta: dict
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     step, loss_avg = 0, None
     checkpoint = Path(checkpoint) if checkpoint else Path(str(out) + ".ckpt")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
+        if state.get("run_id") != meta.get("run_id"):
+            raise ValueError(f"{checkpoint}: checkpoint of a different run (other data, network or settings); "
+                             "delete it or choose another output name to start afresh")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         ema.load_state_dict(state["ema"])
@@ -83,6 +87,7 @@ def train(method, net, dataset, cfg: TrainConfig, *, out: str | Path, meta: dict
         save_checkpoint(checkpoint, {
             "net": net.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
             "rng": rng.bit_generator.state, "gen": gen.get_state(), "step": step, "loss_avg": loss_avg,
+            "run_id": meta.get("run_id"),
         })
 
     from tqdm import tqdm

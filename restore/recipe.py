@@ -13,12 +13,14 @@ Relative data paths are resolved against the current directory.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import torch
 import yaml
 
-from .loop import TrainConfig, train
+from restore.train import TrainConfig, train
 
 
 def load_recipe(path: str | Path) -> dict:
@@ -53,10 +55,14 @@ def run_recipe(recipe: dict, out: str | Path, *, overrides: dict | None = None, 
         method.net_config = dict(r["net"])
     data_cfg = r["data"]
     dataset = make_dataset(data_cfg)
+    method.prepare(dataset)
     cfg = TrainConfig(**r.get("train", {}))
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     net = method.build_net(int(data_cfg.get("channels", 1)))
+    identity = {k: v for k, v in r.items() if k != "train"}
+    identity["train"] = {k: v for k, v in r.get("train", {}).items() if k not in ("minutes", "stop_at", "threads")}
     meta = {
+        "run_id": hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16],
         "method": method.name,
         "method_params": method.params(),
         "net": net.config(),
