@@ -101,8 +101,19 @@ def read_image(path: PathLike, *, min_size: int = MIN_SIZE) -> Image:
 _LABEL = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "npy": ".npy file"}
 
 
-def _read_cv2(p: Path, path: PathLike, fmt: str) -> np.ndarray:
+def _cv2():
+    """OpenCV, with its own console logging silenced (our errors are one line each)."""
     import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # builds without the logging module
+        pass
+    return cv2
+
+
+def _read_cv2(p: Path, path: PathLike, fmt: str) -> np.ndarray:
+    cv2 = _cv2()
 
     raw = np.fromfile(p, dtype=np.uint8)  # also works for non-ASCII paths, unlike cv2.imread
     buf = raw.tobytes()
@@ -321,7 +332,7 @@ def write_image(path: PathLike, data: np.ndarray, *, like: Optional[Image] = Non
     p.parent.mkdir(parents=True, exist_ok=True)
 
     if fmt in ("png", "jpeg"):
-        import cv2
+        cv2 = _cv2()
 
         if out.shape[2] == 2:  # no grey+alpha in OpenCV's PNG writer
             out = out[..., [0, 0, 0, 1]]
