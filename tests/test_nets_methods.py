@@ -97,14 +97,15 @@ def test_r2r_below_trained_levels_averages_recorruptions():
             calls.append(float(sigma[0]))
             return y
 
-    y = torch.zeros(1, 1, 8, 8)
+    y = torch.zeros(1, 1, 32, 32)
     method = R2R(a=1.0, level_min=0.1, K=4)
     method.restore(Probe(), y, torch.tensor([0.2]))
     assert calls == [pytest.approx(0.2)]  # inside the trained range: one direct pass at sigma
     calls.clear()
     out = method.restore(Probe(), y, torch.tensor([0.02]))
-    assert calls == [pytest.approx(0.02 * math.sqrt(2))] * 4  # K passes at the recorrupted level
-    assert 0 < float(out.std()) < 0.02 * 0.6  # mean of 4 recorruptions: std sigma/2
+    assert calls == [pytest.approx(0.1)] * 4  # K passes, recorrupted up to the smallest trained level
+    a_eff = math.sqrt((0.1 / 0.02) ** 2 - 1)
+    assert float(out.std()) == pytest.approx(a_eff * 0.02 / 2, rel=0.25)  # mean of 4 recorruptions
 
 
 def test_r2r_prepare_records_the_smallest_trained_level():

@@ -11,8 +11,8 @@ The network is conditioned on sigma_in, so at inference it is applied to y
 itself with its own sigma -- as long as sigma is within the levels it was
 trained on (``level_min``, the smallest sigma_in seen).  Below that (e.g. a
 model trained on one fixed noise level), inference falls back to the R2R
-paper's rule: the mean of f(y + a*sigma*z_k, sigma_in) over ``K`` seeded
-recorruptions.
+paper's rule: the mean of f(y + a'*sigma*z_k, level_min) over ``K`` seeded
+recorruptions, with a' chosen so the input reaches a trained level.
 """
 from __future__ import annotations
 
@@ -41,13 +41,17 @@ class R2R(Method):
         sigma = sigma.reshape(-1)
         if bool((sigma >= 0.9 * self.level_min).all()):
             return net(y, sigma)
-        g = torch.Generator(device=y.device).manual_seed(0)
+        # Below the trained levels: add noise to reach level_min (the recorruption
+        # strength a_eff is chosen per image so sigma*sqrt(1 + a_eff^2) = level_min),
+        # and average K seeded recorruptions, as the R2R paper's inference does.
         s = sigma.reshape(-1, 1, 1, 1)
-        level = sigma * math.sqrt(1 + self.a**2)
+        level = torch.maximum(sigma, torch.full_like(sigma, self.level_min))
+        a_eff = torch.sqrt(torch.clamp((level / sigma) ** 2 - 1, min=0)).reshape(-1, 1, 1, 1)
+        g = torch.Generator(device=y.device).manual_seed(0)
         acc = torch.zeros_like(y)
         for _ in range(self.K):
             z = torch.randn(y.shape, generator=g, dtype=y.dtype, device=y.device)
-            acc += net(y + self.a * s * z, level)
+            acc += net(y + a_eff * s * z, level)
         return acc / self.K
 
     def loss(self, net, batch, *, progress=0.0, generator=None):
