@@ -21,7 +21,7 @@ def run_info() -> int:
         net = meta["net"]
         print(f"  {path.name}: method {meta['method']} {meta.get('method_params', {})}, "
               f"{net['arch']} channels={net['channels']} widths={net['widths']}, "
-              f"{meta.get('steps', '?')} steps, recipe recipes/{meta.get('recipe', {}).get('name', '?')}.yaml")
+              f"{meta.get('steps', '?')} steps, recipe recipes/train-{meta.get('recipe', {}).get('name', '?')}.yaml")
     print("optional dependencies:")
     for mod, why in [("bm3d", "BM3D anchor in 'restore bench'"), ("lpips", "LPIPS metric"),
                      ("rawpy", "camera RAW"), ("kornia", "operators/augmentation")]:
