@@ -1,7 +1,7 @@
 """Shipped default weights (safetensors) and the recipes that trained them.
 
 Each file's header carries its method, network config and the full recipe;
-``recipes/<name>.yaml`` in the repository reproduces it with ``restore train``.
+``recipes/train-<name>.yaml`` in the repository reproduces it with ``restore train``.
 """
 from __future__ import annotations
 
