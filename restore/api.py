@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from restore.color import opponent_sigmas, opponent_to_rgb, rgb_to_opponent
 from restore.methods import Method, get_method
 from restore.nets import build_net
 from restore.noise import Gaussian, NoiseModel, estimate_sigma, make_noise
@@ -146,8 +147,9 @@ def _cached_load(model, channels, method, device) -> Restorer:
 
 
 def select_model(channels: int, *, method: str = "default", model=None, device="auto") -> Restorer:
-    """The model for an image with ``channels`` channels: the colour model for
-    RGB when one is shipped (or given), else the grey model (run per channel)."""
+    """The model for an image with ``channels`` channels: a colour model for
+    RGB when one is shipped (or given), else the grey model, which then runs on
+    each channel of an orthonormal opponent transform (:mod:`restore.color`)."""
     want = 3 if channels == 3 else 1
     try:
         return _cached_load(model, want, method, device)
@@ -181,9 +183,10 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     r = select_model(c, method=method, model=model, device=device)
     if r.channels == c:
         out = torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))
-    elif r.channels == 1:
-        out = torch.cat([torch.as_tensor(r.run(y[i : i + 1], sigma, tile=tile, overlap=overlap))
-                         for i in range(c)])
+    elif r.channels == 1:  # RGB through a grey model: per channel in an orthonormal opponent space
+        z = rgb_to_opponent(y)
+        out = opponent_to_rgb(torch.cat([torch.as_tensor(r.run(z[k : k + 1], s, tile=tile, overlap=overlap))
+                                         for k, s in enumerate(opponent_sigmas(sigma))]))
     else:
         raise ValueError(f"the model expects {r.channels} channels but the image has {c}")
     if rescale:

@@ -97,7 +97,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_info_lists_shipped_models(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "default-gray.safetensors" in out and "default-color.safetensors" in out
+    assert "default-gray.safetensors" in out and "method r2r" in out
 
 
 def test_train_cli_writes_a_model_and_resumes(tmp_path, camera, capsys):

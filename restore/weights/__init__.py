@@ -12,7 +12,8 @@ HERE = Path(__file__).parent
 #: (method family, channels) -> file name
 DEFAULTS = {
     ("default", 1): "default-gray.safetensors",
-    ("default", 3): "default-color.safetensors",
+    # No colour default: the grey model in an opponent colour space measured
+    # better than a colour network (restore.color; recipes/train-color-r2r.yaml).
 }
 
 
