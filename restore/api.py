@@ -164,9 +164,11 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
                 ) -> tuple[torch.Tensor, float]:
     """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, sigma)``.
 
-    Values are taken as [0, 1] intensities.  Float data far outside that
-    range (e.g. physical units) is mapped affinely to [0, 1] by its min/max,
-    denoised, and mapped back; ``sigma`` is then in the normalised units.
+    Values are taken as [0, 1] intensities (noisy data may overshoot).  Float
+    data far outside that range (below -3 or above 4, e.g. physical units) is
+    mapped affinely to [0, 1] by its min/max, denoised, and mapped back; a
+    float ``noise`` is then in the data's units, the returned ``sigma`` in the
+    normalised ones.
     Outputs of [0, 1] data are clipped to [0, 1].
     """
     y = torch.as_tensor(y)
@@ -176,10 +178,12 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     if min(y.shape[-2:]) < 8:
         raise ValueError(f"image is {y.shape[-1]}x{y.shape[-2]} pixels; at least 8x8 is needed")
     lo, hi = float(y.min()), float(y.max())
-    rescale = lo < -0.5 or hi > 1.5
+    rescale = lo < -3.0 or hi > 4.0  # noisy [0, 1] data stays inside this even at sigma ~ 0.5
     if rescale:
         y = (y - lo) / (hi - lo)
     sigma = gaussian_sigma(y, parse_noise(noise))
+    if rescale and isinstance(noise, (int, float)):
+        sigma /= hi - lo  # a float sigma is in the data's own units
     r = select_model(c, method=method, model=model, device=device)
     if r.channels == c:
         out = torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))

@@ -77,11 +77,21 @@ def test_same_type_dtype_shape_out_and_values_scaled_right(camera):
     assert torch.allclose(out[0, 0], torch.from_numpy(ref), atol=1e-5)
 
 
+def test_unclipped_noisy_data_at_high_sigma_is_not_rescaled(camera):
+    noisy = _noisy(camera, 50 / 255)
+    assert noisy.max() > 1.5  # overshoots [0, 1] as unclipped noise does
+    known = psnr(restore.denoise(noisy, noise="gaussian:50"), camera)
+    assert known > psnr(noisy, camera) + 10
+    assert known > psnr(restore.denoise(noisy), camera) - 0.3  # a known sigma is no worse than an estimate
+
+
 def test_float_data_in_physical_units_is_rescaled_not_clipped(camera):
     clean = camera[:64, :96]
     noisy = _noisy(clean, 20 / 255)
     out = restore.denoise(noisy * 1000.0 + 50.0, noise="gaussian:20")
     assert out.min() > 40 and out.max() > 900  # not clamped to [0, 1]
+    assert psnr((out - 50.0) / 1000.0, clean) > psnr(noisy, clean) + 4
+    out = restore.denoise(noisy * 1000.0 + 50.0, noise=1000.0 * 20 / 255)  # float sigma: data units
     assert psnr((out - 50.0) / 1000.0, clean) > psnr(noisy, clean) + 4
 
 
