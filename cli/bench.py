@@ -42,6 +42,16 @@ def _speed_image(cfg):
     return None
 
 
+def _write_results(cfg: dict, out: dict) -> Path:
+    """Write the full results as JSON (atomically) to ``cfg["json"]`` or bench-NAME.json."""
+    from restore.io import atomic_write_text
+
+    dest = Path(cfg.get("json") or f"bench-{cfg.get('name', 'run')}.json")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dest, json.dumps(out, indent=1))
+    return dest
+
+
 def run_bench(args) -> int:
     import torch
 
@@ -69,11 +79,7 @@ def run_bench(args) -> int:
         res = bench_estimators(cfg["data"], cfg["sigmas"], seed=cfg["seed"], model=cfg.get("model"),
                                limit=cfg.get("limit"), log=log)
         out.update(res)
-        from restore.io import atomic_write_text
-
-        dest = Path(cfg.get("json") or f"bench-{cfg.get('name', 'run')}.json")
-        atomic_write_text(dest, json.dumps(out, indent=1))
-        print(f"results: {dest}")
+        print(f"results: {_write_results(cfg, out)}")
         return 0
     if cfg.get("pairs"):
         res = bench_pairs(*cfg["pairs"], [m for m in cfg["methods"] if m != "ours"], model=cfg.get("model"),
@@ -87,10 +93,6 @@ def run_bench(args) -> int:
     print("\nPSNR (dB) / SSIM\n" + table)
     for m, why in res["skipped"].items():
         print(f"skipped {m}: {why}", file=sys.stderr)
-    dest = Path(cfg.get("json") or f"bench-{cfg.get('name', 'run')}.json")
-    from restore.io import atomic_write_text
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(dest, json.dumps(out, indent=1))
+    dest = _write_results(cfg, out)
     print(f"results: {dest}  ({out['minutes']:.1f} min)")
     return 0

@@ -42,11 +42,10 @@ def run_denoise(args) -> int:
     # everything that is the same for every file is checked once, up front (usage errors: exit 2)
     if args.tile < 16 or not 0 <= args.overlap < args.tile // 2:
         raise ValueError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile/2")
-    parse_noise(args.noise)
+    est = "est" if parse_noise(args.noise) is None else "given"
     device = resolve_device(args.device)
     if args.model is not None:
         load(args.model, device=device)
-    est = "est" if parse_noise(args.noise) is None else "given"
     out_dir = Path(args.output)
     inputs = {p.resolve() for p, _ in pairs}
     written: dict[Path, Path] = {}
@@ -59,17 +58,18 @@ def run_denoise(args) -> int:
         t0 = time.perf_counter()
         try:
             dest = safe_output_path(path, out_dir / rel.parent, suffix=args.suffix)
-            if dest.resolve() in inputs:
+            key = dest.resolve()
+            if key in inputs:
                 raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
-            if dest.resolve() in written:
-                raise ValueError(f"output {dest} was already written for {written[dest.resolve()]} "
+            if key in written:
+                raise ValueError(f"output {dest} was already written for {written[key]} "
                                  "(same file name); denoise them into separate folders or pass their parent folder")
             img = read_image(path)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())
             x, sigma = denoise_chw(y, noise=args.noise, method=args.method, model=args.model, device=device,
                                    tile=args.tile, overlap=args.overlap)
             write_image(dest, x.numpy().transpose(1, 2, 0), like=img)
-            written[dest.resolve()] = path
+            written[key] = path
             dt = time.perf_counter() - t0
             rec.update(output=str(dest), height=img.height, width=img.width, channels=img.channels,
                        dtype=str(img.dtype), alpha=img.alpha is not None, sigma_255=round(sigma * 255, 2),
