@@ -15,7 +15,7 @@ def _settings(args) -> dict:
 
         cfg = yaml.safe_load(Path(args.recipe).read_text()) or {}
         cfg.setdefault("name", Path(args.recipe).stem)
-    for key in ("data", "pairs", "model", "seed", "limit", "workers", "json"):
+    for key in ("data", "pairs", "model", "seed", "limit", "workers", "json", "noise", "reuse"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.sigmas:
@@ -63,7 +63,8 @@ def run_bench(args) -> int:
     out = {"settings": cfg, "restore": restore.__version__, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "machine": platform.machine(), "started": time.ctime()}
     log = lambda s: print(s, flush=True)  # noqa: E731
-    if cfg.get("speed", True) and cfg.get("data") and cfg.get("mode") != "estimators":
+    if cfg.get("speed", True) and cfg.get("data") and cfg.get("mode") != "estimators" \
+            and cfg.get("noise", "gaussian") == "gaussian":
         img = _speed_image(cfg)
         if img is not None:
             sp = speed_test(img, 25 / 255, cfg["methods"], model=cfg.get("model"))
@@ -86,7 +87,8 @@ def run_bench(args) -> int:
                           limit=cfg.get("limit"), log=log)
     else:
         res = bench_synthetic(cfg["data"], cfg["sigmas"], cfg["methods"], seed=cfg["seed"], model=cfg.get("model"),
-                              limit=cfg.get("limit"), workers=cfg.get("workers") or default_workers(), log=log)
+                              limit=cfg.get("limit"), workers=cfg.get("workers") or default_workers(),
+                              noise=cfg.get("noise", "gaussian"), reuse=cfg.get("reuse"), log=log)
     out.update(res)
     out["minutes"] = (time.time() - t0) / 60
     table = format_table(res["rows"])

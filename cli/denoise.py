@@ -32,7 +32,7 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
 def run_denoise(args) -> int:
     import torch
 
-    from restore.api import denoise_chw, load, parse_noise, resolve_device
+    from restore.api import Blind, denoise_chw, family_of, load, parse_noise, resolve_device
 
     pairs = expand_inputs(args.inputs)
     if not pairs:
@@ -42,7 +42,10 @@ def run_denoise(args) -> int:
     # everything that is the same for every file is checked once, up front (usage errors: exit 2)
     if args.tile < 16 or not 0 <= args.overlap < args.tile // 2:
         raise ValueError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile/2")
-    est = "est" if parse_noise(args.noise) is None else "given"
+    parsed = parse_noise(args.noise)
+    fam = family_of(parsed)
+    est = "est" if parsed is None or isinstance(parsed, Blind) else "given"
+    pname = {"gaussian": "sigma", "poisson": "zeta", "poisson-gaussian": "gain", "gamma": "k"}[fam]
     device = resolve_device(args.device)
     if args.model is not None:
         load(args.model, device=device)
@@ -72,10 +75,12 @@ def run_denoise(args) -> int:
             written[key] = path
             dt = time.perf_counter() - t0
             rec.update(output=str(dest), height=img.height, width=img.width, channels=img.channels,
-                       dtype=str(img.dtype), alpha=img.alpha is not None, sigma_255=round(sigma * 255, 2),
-                       sigma_source=est, seconds=round(dt, 3), status="ok")
+                       dtype=str(img.dtype), alpha=img.alpha is not None, noise=fam,
+                       **({"sigma_255": round(sigma * 255, 2)} if fam == "gaussian" else {pname: round(sigma, 6)}),
+                       param_source=est, seconds=round(dt, 3), status="ok")
+            shown = f"sigma={sigma * 255:.1f}/255" if fam == "gaussian" else f"{fam} {pname}={sigma:.4g}"
             tqdm.write(f"ok     {path}  {img.width}x{img.height}x{img.channels} {img.dtype}"
-                       f"{' +alpha' if img.alpha is not None else ''}  sigma={sigma * 255:.1f}/255 ({est})"
+                       f"{' +alpha' if img.alpha is not None else ''}  {shown} ({est})"
                        f"  {dt:.2f}s  -> {dest}")
         except Exception as e:  # noqa: BLE001 - one line per bad file, the batch goes on
             failed += 1

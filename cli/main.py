@@ -29,17 +29,18 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a self-supervised model on noisy images",
                        description="Train a model from noisy images only. A recipe (YAML) names everything; "
                                    "flags override it. Interrupted runs resume from MODEL.ckpt.")
-    p.add_argument("method", help="method name (r2r, n2s)")
+    p.add_argument("method", help="method name (n2s, r2r, gr2r, n2v)")
     p.add_argument("--data", default=None, help="folder of noisy images (or clean ones with --synthetic)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
     p.add_argument("--recipe", default=None, help="recipe YAML (see recipes/)")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; the run checkpoints and stops")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps")
     p.add_argument("--channels", type=int, default=None, choices=[1, 3])
-    p.add_argument("--noise", default=None, help="gaussian[:SIGMA] for the data's known noise level; "
-                                                 "without SIGMA it is estimated per image")
+    p.add_argument("--noise", default=None, help="the data's noise: gaussian[:SIGMA] (8-bit units), poisson[:ZETA], "
+                   "gamma[:K] or poisson-gaussian[:GAIN,SIGMA]; without a parameter it is estimated per image")
     p.add_argument("--synthetic", default=None, metavar="LO,HI",
-                   help="treat --data as clean images and add Gaussian noise with sigma in [LO,HI]/255 on the fly")
+                   help="treat --data as clean images and add noise on the fly: Gaussian sigma in [LO,HI]/255, "
+                   "or with --noise poisson|gamma a zeta / k range")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
 
@@ -50,7 +51,13 @@ def _add_bench(sub) -> None:
     p.add_argument("--recipe", default=None, help="benchmark recipe YAML (recipes/bench-*.yaml)")
     p.add_argument("--data", nargs="*", default=None, help="folders of clean images")
     p.add_argument("--pairs", nargs=2, default=None, metavar=("NOISY_DIR", "GT_DIR"))
-    p.add_argument("--sigmas", default=None, help="comma-separated Gaussian sigmas in 8-bit units, e.g. 15,25,50")
+    p.add_argument("--sigmas", default=None, help="comma-separated noise levels: Gaussian sigmas in 8-bit units "
+                   "(e.g. 15,25,50), Poisson gains zeta (0.01,0.05) or Gamma shapes k (100,50)")
+    p.add_argument("--noise", default=None, choices=["gaussian", "poisson", "gamma"],
+                   help="noise family added to the clean images (default gaussian)")
+    p.add_argument("--reuse", nargs="+", default=None, metavar="JSON",
+                   help="earlier bench results whose anchor rows (same seed, data, noise, level, images) "
+                        "are reused instead of recomputed (BM3D is slow); reused rows say so")
     p.add_argument("--methods", default=None,
                    help="comma-separated: noisy, ours, ours-est, bm3d, skimage-nlm, skimage-wavelet")
     p.add_argument("--model", default=None, help="model for 'ours' (default: the shipped default)")

@@ -29,14 +29,35 @@ def recipe_from_args(args) -> dict:
         data["channels"] = args.channels
     elif "channels" not in data:
         data["channels"] = _channels_of(data["path"])
+    kind, value = "gaussian", ""
+    if args.noise:
+        kind, _, value = args.noise.strip().lower().partition(":")
+        if kind not in ("gaussian", "poisson", "gamma", "poisson-gaussian"):
+            raise ValueError(f"--noise {args.noise}: use gaussian[:SIGMA], poisson[:ZETA], gamma[:K] or "
+                             "poisson-gaussian[:GAIN,SIGMA]")
+        data["noise"] = kind
+        recipe["noise"] = kind
+        if kind != "gaussian" and args.method in ("n2s", "gr2r"):
+            if kind == "poisson-gaussian":
+                recipe["noise"] = "gaussian"  # trained as Gaussian data after the GAT
+            else:
+                recipe.setdefault("method_params", {})["noise"] = kind
     if args.synthetic:
         lo, hi = (float(v) for v in args.synthetic.split(","))
-        data.update(kind="synthetic", sigma_range=[lo, hi])
-    if args.noise:
-        kind, _, value = args.noise.partition(":")
-        if kind != "gaussian":
-            raise ValueError(f"--noise {args.noise}: only gaussian[:SIGMA] is supported for training yet")
-        data["sigma"] = float(value) if value else None  # 8-bit units, as in 'restore denoise' 
+        if kind == "poisson-gaussian":
+            raise ValueError("--synthetic supports gaussian, poisson and gamma noise")
+        data.update(kind="synthetic", **({"sigma_range": [lo, hi]} if kind == "gaussian" else {"level_range": [lo, hi]}))
+    elif args.noise:
+        try:
+            if kind == "gaussian":
+                data["sigma"] = float(value) if value else None  # 8-bit units, as in 'restore denoise'
+            elif kind == "poisson-gaussian":
+                data["level"] = [float(v) for v in value.split(",")] if value else None
+            else:
+                data["level"] = float(value) if value else None
+        except ValueError:
+            raise ValueError(f"--noise {args.noise}: the parameter must be a number "
+                             "(poisson-gaussian: GAIN,SIGMA)") from None
     for key in ("minutes", "steps", "seed", "device"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)

@@ -6,11 +6,12 @@ Two sources, both yielding only *noisy* images to the method:
   patches with flips and 90-degree rotations; the noise level is unknown
   unless given.
 * :class:`SyntheticNoisy` — for experiments and shipped-weight recipes: a
-  folder of clean images is corrupted on the fly with Gaussian noise of a
-  random level drawn per patch (log-uniform in ``sigma_range``).  The clean
+  folder of clean images is corrupted on the fly with Gaussian, Poisson or
+  Gamma noise of a random level drawn per patch (log-uniform).  The clean
   patch never leaves the dataset; a batch holds ``noisy`` and ``sigma`` only.
 
-Batches are dicts ``{"noisy": (B, C, P, P) float32, "sigma": (B,) float32}``.
+Batches are dicts ``{"noisy": (B, C, P, P) float32, "sigma": (B,) float32}``
+(Gaussian) or ``{"noisy", "level": (B,)}`` (Poisson zeta / Gamma k).
 """
 from __future__ import annotations
 
@@ -88,51 +89,101 @@ class NoisyFolder:
         batch_size: patches per batch.
         sigma: the known Gaussian noise level in [0, 1] units, or None to
             estimate it per image once at load time.
+        noise: ``"gaussian"``, ``"poisson"``, ``"gamma"`` or
+            ``"poisson-gaussian"``.  Poisson-Gaussian images are variance-
+            stabilised once at load time (generalised Anscombe transform,
+            scaled to ~[0, 1]) and then served as Gaussian data with
+            ``sigma = sqrt(gain)/2``: a Gaussian model learns them.
+        level: the known parameter (zeta, k, or ``(gain, sigma)``), or None to
+            estimate it per image (:func:`restore.noise.nlf.fit_noise`).
     """
 
-    def __init__(self, path, channels: int, patch: int, batch_size: int, sigma: float | None = None):
+    def __init__(self, path, channels: int, patch: int, batch_size: int, sigma: float | None = None,
+                 noise: str = "gaussian", level=None):
         self.images, made_grey = load_folder(path, channels, min_size=patch)
-        if sigma is not None and made_grey:
-            sigma = sigma * float(np.linalg.norm(LUMA))  # noise std after the grey conversion
         self.patch, self.batch_size = patch, batch_size
-        if sigma is None:
-            from restore.noise import estimate_sigma
+        if noise == "gaussian":
+            if sigma is not None and made_grey:
+                sigma = sigma * float(np.linalg.norm(LUMA))  # noise std after the grey conversion
+            if sigma is None:
+                from restore.noise import estimate_sigma
 
-            self.sigmas = np.array(
-                [float(estimate_sigma(torch.from_numpy(im)[None])[0]) for im in self.images], np.float32
-            )
+                levels = [float(estimate_sigma(torch.from_numpy(im)[None])[0]) for im in self.images]
+            else:
+                levels = [sigma] * len(self.images)
         else:
-            self.sigmas = np.full(len(self.images), sigma, np.float32)
-        self.sigma_min = float(self.sigmas.min())
+            if made_grey:
+                raise ValueError(f"{path}: colour images with {noise} noise: train with --channels 3 "
+                                 "(a grey conversion would mix the noise)")
+            from restore.noise.nlf import fit_noise
+
+            levels = [level if level is not None else fit_noise(im, noise) for im in self.images]
+            if noise == "poisson-gaussian":
+                from restore.noise.vst import gat, to_unit_domain
+
+                stabilised = []
+                for i, (im, (g, s)) in enumerate(zip(self.images, levels)):
+                    t, levels[i] = to_unit_domain(gat(torch.from_numpy(im).double(), g, s), g)
+                    stabilised.append(t.float().numpy())
+                self.images, noise = stabilised, "gaussian"
+        self.noise = noise
+        self.levels = np.array(levels, np.float32)
+        self.sigmas = self.levels
+        self.sigma_min = float(self.levels.min())
+        self.level_range = (float(self.levels.min()), float(self.levels.max()))
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         idx = rng.integers(len(self.images), size=self.batch_size)
         noisy = np.concatenate([random_patches([self.images[i]], 1, self.patch, rng) for i in idx])
-        return {"noisy": torch.from_numpy(noisy), "sigma": torch.from_numpy(self.sigmas[idx])}
+        out = {"noisy": torch.from_numpy(noisy), "level": torch.from_numpy(self.levels[idx])}
+        if self.noise == "gaussian":
+            out["sigma"] = out["level"]
+        return out
 
 
 class SyntheticNoisy:
-    """Clean folder + on-the-fly Gaussian noise; yields noisy patches only.
+    """Clean folder + on-the-fly noise of a random level; yields noisy patches only.
 
     Args:
         path: folder of clean images.
         channels: 1 or 3.
         patch, batch_size: as in :class:`NoisyFolder`.
-        sigma_range: ``(lo, hi)`` in [0, 1] units; levels are log-uniform.
+        sigma_range: ``(lo, hi)`` Gaussian std in [0, 1] units (``noise="gaussian"``).
+        noise: ``"gaussian"``, ``"poisson"`` (``y = zeta * Poisson(x / zeta)``)
+            or ``"gamma"`` (``y = x * Gamma(k, 1/k)``).
+        level_range: ``(lo, hi)`` of zeta or k for Poisson / Gamma.
+
+    Levels are log-uniform per patch.  A batch holds ``noisy``, ``level``
+    (the parameter, (B,)) and, for Gaussian noise, ``sigma`` (= ``level``).
     """
 
-    def __init__(self, path, channels: int, patch: int, batch_size: int, sigma_range=(5 / 255, 50 / 255)):
+    def __init__(self, path, channels: int, patch: int, batch_size: int, sigma_range=(5 / 255, 50 / 255),
+                 noise: str = "gaussian", level_range=None):
+        if noise not in ("gaussian", "poisson", "gamma"):
+            raise ValueError(f"unknown noise {noise!r}; use gaussian, poisson or gamma")
         self.images, _ = load_folder(path, channels, min_size=patch)
-        self.patch, self.batch_size = patch, batch_size
-        self.log_lo, self.log_hi = math.log(sigma_range[0]), math.log(sigma_range[1])
-        self.sigma_min = float(sigma_range[0])
+        self.patch, self.batch_size, self.noise = patch, batch_size, noise
+        lo, hi = sigma_range if noise == "gaussian" else level_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"need 0 < lo <= hi for the noise level range, got {lo}, {hi}")
+        self.log_lo, self.log_hi = math.log(lo), math.log(hi)
+        self.level_range = (float(lo), float(hi))
+        self.sigma_min = float(lo)
 
     def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         clean = random_patches(self.images, self.batch_size, self.patch, rng)
-        sigma = np.exp(rng.uniform(self.log_lo, self.log_hi, self.batch_size)).astype(np.float32)
-        noise = rng.standard_normal(clean.shape, dtype=np.float32)
-        noisy = clean + sigma[:, None, None, None] * noise
-        return {"noisy": torch.from_numpy(noisy), "sigma": torch.from_numpy(sigma)}
+        level = np.exp(rng.uniform(self.log_lo, self.log_hi, self.batch_size)).astype(np.float32)
+        lv = level[:, None, None, None]
+        if self.noise == "gaussian":
+            noisy = clean + lv * rng.standard_normal(clean.shape, dtype=np.float32)
+        elif self.noise == "poisson":
+            noisy = lv * rng.poisson(np.clip(clean, 0, None) / lv).astype(np.float32)
+        else:
+            noisy = clean * rng.gamma(lv, 1.0 / lv, clean.shape).astype(np.float32)
+        out = {"noisy": torch.from_numpy(noisy.astype(np.float32)), "level": torch.from_numpy(level)}
+        if self.noise == "gaussian":
+            out["sigma"] = out["level"]
+        return out
 
 
 def make_dataset(cfg: dict):
@@ -141,9 +192,17 @@ def make_dataset(cfg: dict):
     common = dict(channels=int(cfg.get("channels", 1)), patch=int(cfg.get("patch", 96)),
                   batch_size=int(cfg.get("batch_size", 8)))
     if kind == "synthetic":
-        lo, hi = cfg.get("sigma_range", [5, 50])
-        return SyntheticNoisy(cfg["path"], sigma_range=(lo / 255.0, hi / 255.0), **common)
+        noise = cfg.get("noise", "gaussian")
+        if noise == "gaussian":
+            lo, hi = cfg.get("sigma_range", [5, 50])
+            return SyntheticNoisy(cfg["path"], sigma_range=(lo / 255.0, hi / 255.0), **common)
+        if "level_range" not in cfg:
+            raise ValueError(f"data.level_range (zeta or k range) is needed for {noise} noise")
+        return SyntheticNoisy(cfg["path"], noise=noise, level_range=tuple(cfg["level_range"]), **common)
     if kind == "noisy":
-        sigma = cfg.get("sigma")
-        return NoisyFolder(cfg["path"], sigma=None if sigma is None else sigma / 255.0, **common)
+        noise = cfg.get("noise", "gaussian")
+        if noise == "gaussian":
+            sigma = cfg.get("sigma")
+            return NoisyFolder(cfg["path"], sigma=None if sigma is None else sigma / 255.0, **common)
+        return NoisyFolder(cfg["path"], noise=noise, level=cfg.get("level"), **common)
     raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy' or 'synthetic'")

@@ -16,7 +16,8 @@ from torch import nn
 from restore.color import opponent_sigmas, opponent_to_rgb, rgb_to_opponent
 from restore.methods import Method, get_method
 from restore.nets import build_net
-from restore.noise import Gaussian, NoiseModel, estimate_sigma, make_noise
+from restore.noise import Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian, estimate_sigma, make_noise
+from restore.noise.vst import from_unit_domain, gat, gat_inverse, to_unit_domain
 from restore.tiling import tiled_apply
 from restore.train.checkpoint import read_model
 from restore.weights import default_weights
@@ -77,13 +78,13 @@ class Restorer:
 
 
 def load(model: str | Path | None = None, *, channels: int = 1, method: str = "default",
-         device: str | torch.device | None = "auto") -> Restorer:
+         device: str | torch.device | None = "auto", noise: str = "gaussian") -> Restorer:
     """Load a model file (``.safetensors`` from ``restore train``) or a shipped default.
 
     ``model=None`` picks the shipped default for ``channels`` (1 grey, 3 colour)
     and ``method`` (``"default"`` = the best measured one).
     """
-    path = Path(model) if model is not None else default_weights(method, channels)
+    path = Path(model) if model is not None else default_weights(method, channels, noise)
     state, meta = read_model(path)
     net = build_net(meta["net"])
     net.load_state_dict(state)
@@ -95,13 +96,48 @@ def load(model: str | Path | None = None, *, channels: int = 1, method: str = "d
     return Restorer(method=m, net=net, meta=meta, device=dev)
 
 
-def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | None:
+BLIND_FAMILIES = ("poisson", "poisson-gaussian", "gamma")
+
+
+@dataclass(frozen=True)
+class Blind:
+    """A noise family whose parameters are estimated per image (:func:`restore.noise.nlf.fit_noise`)."""
+
+    family: str
+
+    def resolve(self, y: torch.Tensor) -> NoiseModel:
+        from restore.noise.nlf import fit_noise
+
+        p = fit_noise(y, self.family)
+        if self.family == "poisson":
+            return Poisson(p)
+        if self.family == "gamma":
+            return Gamma(p)
+        gain, sigma = p
+        if sigma <= 0:
+            return Poisson(max(gain, 1e-6))
+        return PoissonGaussian(max(gain, 1e-6), sigma)
+
+
+def family_of(nm) -> str:
+    """``"gaussian"``, ``"poisson"``, ``"poisson-gaussian"`` or ``"gamma"`` for a parsed noise."""
+    if nm is None or isinstance(nm, Gaussian):
+        return "gaussian"
+    if isinstance(nm, Blind):
+        return nm.family
+    return {Poisson: "poisson", PoissonGaussian: "poisson-gaussian", Gamma: "gamma"}[type(nm)]
+
+
+def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | Blind | None:
     """The noise model to use; None means "estimate a Gaussian sigma per image".
 
     * ``None``, ``"auto"``, ``"gaussian"`` -> None (estimated);
     * ``"gaussian:25"`` -> Gaussian with sigma 25/255: a spec string's sigma is
       always in 8-bit units (fraction of full scale x 255), whatever the dtype;
     * a float -> Gaussian sigma in image units ([0, 1] intensities);
+    * ``"poisson"``, ``"poisson-gaussian"``, ``"gamma"`` without parameters ->
+      :class:`Blind` (estimated per image); ``"poisson:0.01"``,
+      ``"poisson-gaussian:0.01,0.02"``, ``"gamma:100"`` as in :func:`make_noise`;
     * a :class:`NoiseModel` is used as is.
     """
     if noise is None or isinstance(noise, NoiseModel):
@@ -111,6 +147,8 @@ def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | None:
     spec = str(noise).strip().lower()
     if spec in ("auto", "gaussian"):
         return None
+    if spec in BLIND_FAMILIES:
+        return Blind(spec)
     kind, _, value = spec.partition(":")
     if kind == "gaussian":
         try:
@@ -138,31 +176,37 @@ def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float:
 _CACHE: dict[tuple, Restorer] = {}
 
 
-def _cached_load(model, channels, method, device) -> Restorer:
+def _cached_load(model, channels, method, device, noise="gaussian") -> Restorer:
     stamp = Path(model).stat().st_mtime_ns if model is not None and Path(model).is_file() else None
-    key = (str(model), stamp, channels, method, str(device))
+    key = (str(model), stamp, channels, method, str(device), noise)
     if key not in _CACHE:
-        _CACHE[key] = load(model, channels=channels, method=method, device=device)
+        _CACHE[key] = load(model, channels=channels, method=method, device=device, noise=noise)
     return _CACHE[key]
 
 
-def select_model(channels: int, *, method: str = "default", model=None, device="auto") -> Restorer:
-    """The model for an image with ``channels`` channels: a colour model for
-    RGB when one is shipped (or given), else the grey model, which then runs on
-    each channel of an orthonormal opponent transform (:mod:`restore.color`)."""
+def select_model(channels: int, *, method: str = "default", model=None, device="auto",
+                 noise: str = "gaussian") -> Restorer:
+    """The model for an image with ``channels`` channels and ``noise`` family:
+    a colour model for RGB when one is shipped (or given), else the grey model
+    (Gaussian noise: on each channel of an orthonormal opponent transform,
+    :mod:`restore.color`).  Poisson-type noise without a shipped model of its
+    own falls back to the Gaussian one (used through the GAT)."""
     want = 3 if channels == 3 else 1
-    try:
-        return _cached_load(model, want, method, device)
-    except FileNotFoundError:
-        if want == 1 or model is not None:
-            raise
-        return _cached_load(model, 1, method, device)
+    for fam in dict.fromkeys([noise, "gaussian"] if noise.startswith("poisson") else [noise]):
+        for ch in dict.fromkeys([want, 1]):
+            try:
+                return _cached_load(model, ch, method, device, fam)
+            except FileNotFoundError:
+                if model is not None:
+                    raise
+    return _cached_load(model, want, method, device, noise)  # raises the one-line error
 
 
 def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "default", model=None, device="auto",
                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None
                 ) -> tuple[torch.Tensor, float]:
-    """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, sigma)``.
+    """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, param)``: the Gaussian
+    sigma, Poisson zeta / Poisson-Gaussian gain, or Gamma k used (given or estimated).
 
     Values are taken as [0, 1] intensities (noisy data may overshoot).  Float
     data far outside that range (below -3 or above 4, e.g. physical units) is
@@ -181,21 +225,55 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     rescale = lo < -3.0 or hi > 4.0  # noisy [0, 1] data stays inside this even at sigma ~ 0.5
     if rescale:
         y = (y - lo) / (hi - lo)
-    sigma = gaussian_sigma(y, parse_noise(noise))
-    if rescale and isinstance(noise, (int, float)):
-        sigma /= hi - lo  # a float sigma is in the data's own units
-    r = select_model(c, method=method, model=model, device=device)
-    if r.channels == c:
-        out = torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))
-    elif r.channels == 1:  # RGB through a grey model: per channel in an orthonormal opponent space
-        z = rgb_to_opponent(y)
-        out = opponent_to_rgb(torch.cat([torch.as_tensor(r.run(z[k : k + 1], s, tile=tile, overlap=overlap))
-                                         for k, s in enumerate(opponent_sigmas(sigma))]))
+    nm = parse_noise(noise)
+    fam = family_of(nm)
+    r = select_model(c, method=method, model=model, device=device, noise=fam)
+    if isinstance(nm, Blind):
+        nm = nm.resolve(y)
+    run = dict(tile=tile, overlap=overlap, progress=progress)
+    model_noise = r.meta.get("method_params", {}).get("noise", "gaussian")
+    if fam != "gaussian" and model_noise == fam:  # a model trained for this family
+        level = float((nm.gain if fam == "poisson" else nm.k).reshape(-1)[0])
+        if r.channels == c:
+            out = torch.as_tensor(r.run(y, level, **run))
+        else:  # independent noise per channel: the grey model channel by channel
+            out = torch.cat([torch.as_tensor(r.run(y[k : k + 1], level, tile=tile, overlap=overlap))
+                             for k in range(c)])
+        sigma = level
+    elif model_noise != "gaussian":
+        raise ValueError(f"this model is trained for {model_noise} noise, not {fam}; "
+                         f"pass --noise {model_noise}[:PARAM] or a model for {fam} noise")
+    elif fam == "gamma":
+        raise ValueError(f"Gamma noise needs a model trained for it (this one is for {model_noise} noise); "
+                         "train one with 'restore train n2s --noise gamma ...' and pass --model")
+    elif isinstance(nm, (Poisson, PoissonGaussian)):
+        # Shot noise: generalised Anscombe transform -> Gaussian model -> exact unbiased inverse.
+        gain = float(nm.gain.reshape(-1)[0])
+        sig = float(nm.sigma.reshape(-1)[0]) if isinstance(nm, PoissonGaussian) else 0.0
+        t, s_t = to_unit_domain(gat(y, gain, sig), gain)
+        out = gat_inverse(from_unit_domain(_run_gaussian(r, t, s_t, **run), gain), gain, sig)
+        sigma = gain
     else:
-        raise ValueError(f"the model expects {r.channels} channels but the image has {c}")
+        sigma = gaussian_sigma(y, nm)
+        if rescale and isinstance(noise, (int, float)):
+            sigma /= hi - lo  # a float sigma is in the data's own units
+        out = _run_gaussian(r, y, sigma, **run)
     if rescale:
         return out * (hi - lo) + lo, sigma
     return out.clamp_(0, 1), sigma
+
+
+def _run_gaussian(r: Restorer, y: torch.Tensor, sigma: float, *, tile, overlap, progress=None) -> torch.Tensor:
+    """``y`` (C, H, W) with white Gaussian noise of std ``sigma`` through the model ``r``;
+    RGB through a grey model runs per channel of an orthonormal opponent transform."""
+    c = y.shape[0]
+    if r.channels == c:
+        return torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))
+    if r.channels == 1 and c == 3:
+        z = rgb_to_opponent(y)
+        return opponent_to_rgb(torch.cat([torch.as_tensor(r.run(z[k : k + 1], s, tile=tile, overlap=overlap))
+                                          for k, s in enumerate(opponent_sigmas(sigma))]))
+    raise ValueError(f"the model expects {r.channels} channels but the image has {c}")
 
 
 def denoise(image, *, noise="auto", method: str = "default", model=None, channel_axis: int | None = None,

@@ -27,8 +27,29 @@ from restore.metrics import psnr, ssim
 ANCHORS = ("bm3d", "skimage-nlm", "skimage-wavelet")
 
 
-def run_anchor(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
-    """Denoise ``noisy`` (H, W, C) float in [0,1] with an anchor; returns (x, seconds)."""
+def run_anchor(name: str, noisy: np.ndarray, sigma: float, noise: str = "gaussian") -> tuple[np.ndarray, float]:
+    """Denoise ``noisy`` (H, W, C) float in [0,1] with an anchor; returns (x, seconds).
+
+    ``sigma`` is the Gaussian std, or with ``noise="poisson"`` the gain zeta: the
+    anchor then runs between the generalised Anscombe transform and its exact
+    unbiased inverse (e.g. GAT + BM3D + exact inverse, Makitalo & Foi).
+    """
+    if noise == "poisson":
+        import torch
+
+        from restore.noise.vst import from_unit_domain, gat, gat_inverse, to_unit_domain
+
+        t0 = time.perf_counter()
+        t, s_t = to_unit_domain(gat(torch.from_numpy(noisy).double(), sigma), sigma)
+        d, _ = _run_gaussian_anchor(name, t.float().numpy(), s_t, clip=False)
+        x = gat_inverse(from_unit_domain(torch.from_numpy(d).double(), sigma), sigma).float().numpy()
+        return np.clip(x, 0, 1), time.perf_counter() - t0
+    if noise != "gaussian":
+        raise ValueError(f"anchor {name!r} supports gaussian and poisson noise, not {noise!r}")
+    return _run_gaussian_anchor(name, noisy, sigma)
+
+
+def _run_gaussian_anchor(name: str, noisy: np.ndarray, sigma: float, clip: bool = True):
     t0 = time.perf_counter()
     grey = noisy.shape[2] == 1
     if name == "bm3d":
@@ -48,20 +69,50 @@ def run_anchor(name: str, noisy: np.ndarray, sigma: float) -> tuple[np.ndarray, 
     else:
         raise ValueError(f"unknown anchor {name!r}; known: {', '.join(ANCHORS)}")
     x = np.asarray(x, dtype=np.float32).reshape(noisy.shape)
-    return np.clip(x, 0, 1), time.perf_counter() - t0
+    return (np.clip(x, 0, 1) if clip else x), time.perf_counter() - t0
 
 
 def _anchor_job(args):
-    name, noisy, sigma, clean = args
-    x, dt = run_anchor(name, noisy, sigma)
+    name, noisy, sigma, clean, noise = args
+    x, dt = run_anchor(name, noisy, sigma, noise)
     return psnr(x, clean), ssim(x, clean), dt
 
 
-def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: int) -> np.ndarray:
-    """Seeded unclipped Gaussian noise: same image + sigma + seed, same noise."""
-    key = zlib.crc32(f"{Path(folder).name}/{index}/{sigma:.6f}".encode())
+NOISES = ("gaussian", "poisson", "gamma")
+
+
+def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: int,
+               noise: str = "gaussian") -> np.ndarray:
+    """Seeded noise: same image + level + seed + family, same noise.
+
+    ``sigma`` is the level: Gaussian std (unclipped ``x + sigma*n``), Poisson
+    gain zeta (``zeta * Poisson(x / zeta)``) or Gamma shape k
+    (``x * Gamma(k, 1/k)``, mean x).
+    """
+    tag = "" if noise == "gaussian" else f"{noise}/"
+    key = zlib.crc32(f"{tag}{Path(folder).name}/{index}/{sigma:.6f}".encode())
     rng = np.random.default_rng([seed, key])
-    return (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+    if noise == "gaussian":
+        y = clean + sigma * rng.standard_normal(clean.shape)
+    elif noise == "poisson":
+        y = sigma * rng.poisson(np.clip(clean, 0, None) / sigma)
+    elif noise == "gamma":
+        y = clean * rng.gamma(sigma, 1.0 / sigma, clean.shape)
+    else:
+        raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISES)}")
+    return y.astype(np.float32)
+
+
+def noise_level(noise: str, level: float) -> float:
+    """A recipe's level in the units the noise takes: 8-bit sigma -> [0, 1]; zeta and k as they are."""
+    return level / 255.0 if noise == "gaussian" else float(level)
+
+
+def _noise_arg(noise: str, level: float, known: bool):
+    """What ``denoise_chw(noise=...)`` gets for the known (or blind) parameter."""
+    if noise == "gaussian":
+        return level if known else None
+    return f"{noise}:{level}" if known else noise
 
 
 def load_clean(folder: str, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
@@ -73,7 +124,7 @@ def load_clean(folder: str, limit: int | None = None) -> list[tuple[str, np.ndar
     return [(f.name, read_image(f).data) for f in files]
 
 
-def _ours(y: np.ndarray, sigma: float | None, model) -> tuple[np.ndarray, float, float]:
+def _ours(y: np.ndarray, sigma, model) -> tuple[np.ndarray, float, float]:
     import torch
 
     from restore.api import denoise_chw
@@ -116,48 +167,85 @@ def _available(name: str) -> str | None:
     return None
 
 
+def load_anchor_results(paths: list[str], seed: int) -> dict:
+    """Anchor rows of earlier ``restore bench`` JSON files with the same ``seed``, keyed by
+    ``(data, noise, level, method)``.  Anchors are deterministic and the noise is seeded per
+    (seed, folder, image, level), so a row measured before is the row this run would measure."""
+    import json
+
+    index = {}
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        if d.get("settings", {}).get("seed", 0) != seed:
+            continue
+        for r in d.get("rows", []):
+            if r.get("method") in ANCHORS and "images" in r:
+                index[(r["data"], r.get("noise", "gaussian"), float(r["sigma"]), r["method"])] = {**r, "reused_from": str(p)}
+    return index
+
+
 def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str], *, seed: int = 0,
-                    model=None, limit: int | None = None, workers: int = 1, log=print) -> dict:
-    """Mean PSNR/SSIM per (folder, sigma, method); sigmas in 8-bit units."""
+                    model=None, limit: int | None = None, workers: int = 1, noise: str = "gaussian",
+                    reuse: list[str] | None = None, log=print) -> dict:
+    """Mean PSNR/SSIM per (folder, level, method); levels: Gaussian sigma in 8-bit
+    units, Poisson zeta or Gamma k (see :func:`noisy_copy`).  ``reuse``: JSON files of
+    earlier runs whose anchor rows (same seed, data, noise, level and images) are taken
+    instead of recomputed; such rows carry ``reused_from``."""
+    cached = load_anchor_results(reuse or [], seed)
     rows, skipped = [], {m: why for m in methods if (why := _available(m))}
     methods = [m for m in methods if m not in skipped]
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     for folder in folders:
         images = load_clean(folder, limit)
         for s255 in sigmas:
-            sigma = s255 / 255.0
+            sigma = noise_level(noise, s255)
             per = {m: [] for m in methods}
             futures = []
             for i, (name, clean) in enumerate(images):
-                noisy = noisy_copy(clean, sigma, seed, folder, i)
+                noisy = noisy_copy(clean, sigma, seed, folder, i, noise)
                 rec_common = {"image": name, "megapixels": clean.shape[0] * clean.shape[1] / 1e6}
                 for m in methods:
+                    if m in ANCHORS and (Path(folder).name, noise, float(s255), m) in cached:
+                        continue
                     if m in ANCHORS:
-                        job = (m, noisy, sigma, clean)
+                        job = (m, noisy, sigma, clean, noise)
                         futures.append((m, rec_common, pool.submit(_anchor_job, job) if pool else job))
                         continue
                     if m == "noisy":
                         x, dt, s = noisy, 0.0, sigma
                     else:
-                        x, dt, s = _ours(noisy, sigma if m == "ours" else None, model)
+                        x, dt, s = _ours(noisy, _noise_arg(noise, sigma, m == "ours"), model)
+                    used = {"sigma_used_255": s * 255} if noise == "gaussian" else {"param_used": s}
                     per[m].append({**rec_common, "psnr": psnr(x, clean), "ssim": ssim(x, clean),
-                                   "seconds": dt, "sigma_used_255": s * 255})
+                                   "seconds": dt, **used})
             for m, rec_common, fut in futures:
                 p, q, dt = fut.result() if pool else _anchor_job(fut)
                 per[m].append({**rec_common, "psnr": p, "ssim": q, "seconds": dt})
             for m in methods:
+                prev = cached.get((Path(folder).name, noise, float(s255), m))
+                if prev is not None and [r["image"] for r in prev["images"]] == [n for n, _ in images]:
+                    rows.append(prev)
+                    log(f"{prev['data']:8s} {noise}={s255:<4g} {m:16s} PSNR {prev['psnr']:6.2f}  "
+                        f"SSIM {prev['ssim']:.4f}  (reused from {prev['reused_from']})")
+                    continue
+                if prev is not None:
+                    raise ValueError(f"{prev['reused_from']}: its {m} row covers other images; drop --reuse")
                 recs = per[m]
                 mp = sum(r["megapixels"] for r in recs)
-                row = {"data": Path(folder).name, "sigma": s255, "method": m,
+                row = {"data": Path(folder).name, "noise": noise, "sigma": s255, "method": m,
                        "psnr": float(np.mean([r["psnr"] for r in recs])),
                        "ssim": float(np.mean([r["ssim"] for r in recs])),
                        "ms_per_mp": 1000 * sum(r["seconds"] for r in recs) / mp, "images": recs}
-                if m == "ours-est":
+                if m == "ours-est" and noise == "gaussian":
                     err = [r["sigma_used_255"] - s255 for r in recs]
                     row["sigma_est_mean_abs_err_255"] = float(np.mean(np.abs(err)))
                     row["sigma_est_bias_255"] = float(np.mean(err))
+                elif m == "ours-est":
+                    rel = [r["param_used"] / sigma - 1 for r in recs]
+                    row["param_est_mean_abs_rel_err"] = float(np.mean(np.abs(rel)))
+                    row["param_est_median_ratio"] = float(np.median(rel)) + 1
                 rows.append(row)
-                log(f"{row['data']:8s} sigma={s255:<4g} {m:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
+                log(f"{row['data']:8s} {noise}={s255:<4g} {m:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
     if pool:
         pool.shutdown()
     return {"rows": rows, "skipped": skipped}

@@ -59,6 +59,12 @@ def run_recipe(recipe: dict, out: str | Path, *, overrides: dict | None = None, 
     cfg = TrainConfig(**r.get("train", {}))
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     net = method.build_net(int(data_cfg.get("channels", 1)))
+    if r.get("init"):  # warm start from a model file (e.g. a shipped default); its hash joins the run id
+        from restore.train.checkpoint import read_model
+
+        state, _ = read_model(r["init"])
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        r["init_sha256"] = hashlib.sha256(Path(r["init"]).read_bytes()).hexdigest()[:16]
     identity = {k: v for k, v in r.items() if k != "train"}
     identity["train"] = {k: v for k, v in r.get("train", {}).items() if k not in ("minutes", "stop_at", "threads")}
     meta = {

@@ -311,3 +311,87 @@ def test_make_noise_rejects(spec):
         make_noise(spec)
     msg = str(e.value)
     assert "\n" not in msg and "gaussian:SIGMA" in msg and "poisson-gaussian" in msg
+
+
+def test_gamma_tweedie_inverse_gamma_prior_closed_form():
+    # theta = 1/x ~ Gamma(alpha, rate beta), y | x ~ Gamma(k, rate k/x):
+    # theta | y ~ Gamma(k + alpha, rate k*y + beta), so 1/E[1/x | y] = (k*y + beta)/(k + alpha),
+    # which is what Noise2Score's Gamma map returns given the exact marginal score.
+    k, alpha, beta = 50.0, 6.0, 2.5
+    y = torch.linspace(0.02, 1.5, 200, dtype=torch.float64).reshape(1, 1, 1, -1)
+    log_marginal = lambda t: (k - 1) * torch.log(t) - (k + alpha) * torch.log(k * t + beta)  # noqa: E731
+    score = _autograd_score(log_marginal, y)
+    x_hat = Gamma(torch.tensor(k, dtype=torch.float64)).tweedie(y, score)
+    torch.testing.assert_close(x_hat, (k * y + beta) / (k + alpha), rtol=1e-10, atol=0)
+
+
+# --------------------------------------------------------------------------- GAT
+@pytest.mark.parametrize("sigma", [0.0, 1.0])
+def test_gat_exact_inverse_is_unbiased_in_monte_carlo(sigma):
+    from restore.noise.vst import gat, gat_inverse
+
+    g = gen(21)
+    lams = [0.5, 1.0, 3.0, 10.0, 50.0] if sigma == 0 else [2.0, 5.0, 20.0, 80.0]
+    for lam in lams:
+        z = torch.poisson(torch.full((300000,), lam, dtype=torch.float64), generator=g)
+        z = z + sigma * torch.randn(z.shape, generator=g, dtype=torch.float64)
+        Ef = gat(z, 1.0, sigma).mean()
+        assert float(gat_inverse(Ef, 1.0, sigma)) == pytest.approx(lam, rel=0.015, abs=0.01)
+        if lam <= 1:  # the algebraic inverse is clearly biased at low counts
+            assert float(gat_inverse(Ef, 1.0, sigma, exact=False)) < 0.9 * lam
+        if lam >= 10:  # and the transform stabilises the variance to ~1
+            assert float(gat(z, 1.0, sigma).var()) == pytest.approx(1.0, abs=0.06)
+
+
+def test_gat_scales_with_gain_and_unit_domain_roundtrip():
+    from restore.noise.vst import from_unit_domain, gat, gat_inverse, to_unit_domain
+
+    y = torch.rand(4, 4, dtype=torch.float64) * 0.9 + 0.05
+    for gain in (0.01, 0.05):
+        f = gat(y, gain)
+        torch.testing.assert_close(f, 2 * torch.sqrt(y / gain + 0.375))
+        t, s = to_unit_domain(f, gain)
+        assert s == pytest.approx(math.sqrt(gain) / 2)
+        torch.testing.assert_close(from_unit_domain(t, gain), f)
+        torch.testing.assert_close(gat_inverse(f, gain, exact=False), y)
+
+
+# --------------------------------------------------------------------------- NLF fit
+def _smooth_scene(n=512, seed=0):
+    """A smooth synthetic scene spanning [0.05, 0.95]: ramps plus low-frequency blobs."""
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    img = 0.5 + 0.3 * (xx - 0.5) + 0.2 * np.sin(2 * np.pi * (yy + r.random())) * np.cos(3 * np.pi * xx)
+    return np.clip(img, 0.05, 0.95)
+
+
+@pytest.mark.parametrize("family,value,tol", [
+    ("gaussian", 0.05, 0.03), ("gaussian", 0.1, 0.03),
+    ("poisson", 0.01, 0.05), ("poisson", 0.05, 0.05),
+    ("gamma", 100.0, 0.08), ("gamma", 50.0, 0.08),
+])
+def test_nlf_fit_recovers_known_parameters(family, value, tol):
+    from restore.noise.nlf import fit_noise
+
+    x = _smooth_scene()
+    r = np.random.default_rng(1)
+    if family == "gaussian":
+        y = x + value * r.standard_normal(x.shape)
+    elif family == "poisson":
+        y = value * r.poisson(x / value)
+    else:
+        y = x * r.gamma(value, 1 / value, x.shape)
+    assert fit_noise(y, family) == pytest.approx(value, rel=tol)
+
+
+def test_nlf_fit_poisson_gaussian_recovers_both():
+    from restore.noise.nlf import fit_noise
+
+    x = _smooth_scene()
+    r = np.random.default_rng(2)
+    y = 0.02 * r.poisson(x / 0.02) + 0.03 * r.standard_normal(x.shape)
+    gain, sigma = fit_noise(y, "poisson-gaussian")
+    assert gain == pytest.approx(0.02, rel=0.1)
+    assert sigma == pytest.approx(0.03, rel=0.1)
+    with pytest.raises(ValueError, match="unknown noise family"):
+        fit_noise(y, "rician")

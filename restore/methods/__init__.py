@@ -1,6 +1,8 @@
 """Methods: how a network is trained from noisy data and how it restores."""
 from .base import METHODS, Method, get_method, register
 from .n2s import Noise2Score
+from .n2v import Noise2Void
+from .gr2r import GR2R
 from .r2r import R2R
 
-__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "R2R"]
+__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "Noise2Void", "R2R", "GR2R"]

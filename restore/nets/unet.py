@@ -44,6 +44,9 @@ class CompactUNet(nn.Module):
         cond: if True, a constant plane holding ``sigma`` is appended to the
             input (noise-level conditioning).
         sigma_scale: the plane holds ``sigma * sigma_scale`` (keeps it O(1)).
+        cond_dim: number of conditioning planes; with ``cond_dim > 1``,
+            ``sigma`` is ``(N, cond_dim)`` (e.g. a noise parameter and the
+            AR-DAE perturbation level).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class CompactUNet(nn.Module):
         depth: int = 2,
         cond: bool = True,
         sigma_scale: float = 10.0,
+        cond_dim: int = 1,
     ):
         super().__init__()
         self.channels = channels
@@ -60,7 +64,8 @@ class CompactUNet(nn.Module):
         self.depth = depth
         self.cond = cond
         self.sigma_scale = sigma_scale
-        c0 = channels * 4 + (1 if cond else 0)
+        self.cond_dim = int(cond_dim) if cond else 0
+        c0 = channels * 4 + self.cond_dim
         self.head = _Block(c0, self.widths[0], depth)
         self.down = nn.ModuleList(
             nn.Conv2d(a, b, 2, stride=2) for a, b in zip(self.widths[:-1], self.widths[1:])
@@ -85,6 +90,7 @@ class CompactUNet(nn.Module):
             "depth": self.depth,
             "cond": self.cond,
             "sigma_scale": self.sigma_scale,
+            **({"cond_dim": self.cond_dim} if self.cond_dim > 1 else {}),
         }
 
     def features(self, y: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
@@ -93,8 +99,8 @@ class CompactUNet(nn.Module):
         if self.cond:
             if sigma is None:
                 raise ValueError("this network is noise-level conditioned: pass sigma")
-            s = (sigma if isinstance(sigma, torch.Tensor) else y.new_tensor(sigma)).reshape(-1, 1, 1, 1)
-            plane = (s * self.sigma_scale).expand(y.shape[0], 1, *z.shape[-2:])
+            s = (sigma if isinstance(sigma, torch.Tensor) else y.new_tensor(sigma)).reshape(-1, self.cond_dim, 1, 1)
+            plane = (s * self.sigma_scale).expand(y.shape[0], self.cond_dim, *z.shape[-2:])
             z = torch.cat([z, plane], dim=1)
         h = self.head(z)
         skips = [h]

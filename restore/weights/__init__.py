@@ -9,27 +9,30 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-#: (method family, channels) -> file name
+#: (method family, channels, noise) -> file name.  Poisson / Poisson-Gaussian
+#: images without a Poisson model go through the Gaussian model between the
+#: generalised Anscombe transform and its exact unbiased inverse.
 DEFAULTS = {
-    ("default", 1): "default-gray.safetensors",
+    ("default", 1, "gaussian"): "default-gray.safetensors",
     # No colour default: the grey model in an opponent colour space measured
     # better than a colour network (restore.color; recipes/train-color-r2r.yaml).
 }
 
 
-def default_weights(method: str = "default", channels: int = 1) -> Path:
-    """Path of the shipped weights for ``method`` and ``channels``.
+def default_weights(method: str = "default", channels: int = 1, noise: str = "gaussian") -> Path:
+    """Path of the shipped weights for ``method``, ``channels`` and ``noise`` family.
 
     Raises FileNotFoundError (one line, with the fix) when none is shipped.
     """
-    name = DEFAULTS.get((method, channels))
+    name = DEFAULTS.get((method, channels, noise))
     path = HERE / name if name else None
     if path is None or not path.is_file():
-        shipped = ", ".join(f"{m} ({'grey' if c == 1 else 'colour'})" for (m, c), f in DEFAULTS.items()
+        shipped = ", ".join(f"{m} ({'grey' if c == 1 else 'colour'}, {n})" for (m, c, n), f in DEFAULTS.items()
                             if (HERE / f).is_file())
+        kind = "grey" if channels == 1 else "colour"
         raise FileNotFoundError(
-            f"no shipped {'grey' if channels == 1 else 'colour'} weights for method {method!r} "
-            f"(shipped: {shipped or 'none'}); train one with 'restore train {method} ...' and pass --model")
+            f"no shipped {kind} {noise} weights for method {method!r} (shipped: {shipped or 'none'}); "
+            f"train one with 'restore train n2s --noise {noise} ...' and pass --model")
     return path
 
 
