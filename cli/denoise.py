@@ -70,7 +70,7 @@ def run_denoise(args) -> int:
             img = read_image(path)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())
             x, sigma = denoise_chw(y, noise=args.noise, method=args.method, model=args.model, device=device,
-                                   tile=args.tile, overlap=args.overlap)
+                                   tile=args.tile, overlap=args.overlap, ensemble=args.ensemble)
             write_image(dest, x.numpy().transpose(1, 2, 0), like=img)
             written[key] = path
             dt = time.perf_counter() - t0

@@ -20,6 +20,8 @@ def _add_denoise(sub) -> None:
     p.add_argument("--model", default=None, help="a .safetensors model written by 'restore train'")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (memory is bounded by the tile)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    p.add_argument("--ensemble", action="store_true",
+                   help="average over the 8 flips/rotations (geometric self-ensemble): ~0.1 dB better, 8x slower")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", default=None, help="summary report path (default: OUTPUT/summary.json)")
     p.add_argument("--suffix", default="", help="text added to output file names (default: none)")

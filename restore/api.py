@@ -66,12 +66,29 @@ class Restorer:
         return self.method.restore(self.net, y, sigma.reshape(-1).type_as(y))
 
     def run(self, y: torch.Tensor | np.ndarray, sigma: float, *, tile: int | None = DEFAULT_TILE,
-            overlap: int = DEFAULT_OVERLAP, batch_size: int = 4, progress=None):
-        """Restore one image ``(C, H, W)`` (tensor or numpy/memmap) tile by tile."""
+            overlap: int = DEFAULT_OVERLAP, batch_size: int = 4, progress=None, ensemble: bool = False):
+        """Restore one image ``(C, H, W)`` (tensor or numpy/memmap) tile by tile.
 
-        def fn(batch: torch.Tensor) -> torch.Tensor:
+        ``ensemble``: average the estimates of the 8 flips/90-degree rotations of
+        each tile (geometric self-ensemble; 8x the compute).
+        """
+
+        def one(batch: torch.Tensor) -> torch.Tensor:
             s = torch.full((batch.shape[0],), float(sigma), dtype=batch.dtype, device=batch.device)
             return self(batch, s)
+
+        def fn(batch: torch.Tensor) -> torch.Tensor:
+            if not ensemble:
+                return one(batch)
+            acc = torch.zeros_like(batch)
+            for k in range(4):
+                for flip in (False, True):
+                    t = torch.rot90(batch, k, dims=(-2, -1))
+                    t = t.flip(-1) if flip else t
+                    out = one(t.contiguous())
+                    out = out.flip(-1) if flip else out
+                    acc += torch.rot90(out, -k, dims=(-2, -1))
+            return acc / 8
 
         return tiled_apply(fn, y, tile=tile, overlap=overlap, window="hann", batch_size=batch_size,
                            multiple=self.multiple, device=self.device, progress=progress)
@@ -203,8 +220,8 @@ def select_model(channels: int, *, method: str = "default", model=None, device="
 
 
 def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "default", model=None, device="auto",
-                tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None
-                ) -> tuple[torch.Tensor, float]:
+                tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None,
+                ensemble: bool = False) -> tuple[torch.Tensor, float]:
     """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, param)``: the Gaussian
     sigma, Poisson zeta / Poisson-Gaussian gain, or Gamma k used (given or estimated).
 
@@ -230,14 +247,15 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     r = select_model(c, method=method, model=model, device=device, noise=fam)
     if isinstance(nm, Blind):
         nm = nm.resolve(y)
-    run = dict(tile=tile, overlap=overlap, progress=progress)
+    run = dict(tile=tile, overlap=overlap, progress=progress, ensemble=ensemble)
     model_noise = r.meta.get("method_params", {}).get("noise", "gaussian")
     if fam != "gaussian" and model_noise == fam:  # a model trained for this family
         level = float((nm.gain if fam == "poisson" else nm.k).reshape(-1)[0])
         if r.channels == c:
             out = torch.as_tensor(r.run(y, level, **run))
         else:  # independent noise per channel: the grey model channel by channel
-            out = torch.cat([torch.as_tensor(r.run(y[k : k + 1], level, tile=tile, overlap=overlap))
+            out = torch.cat([torch.as_tensor(r.run(y[k : k + 1], level, tile=tile, overlap=overlap,
+                                                   ensemble=ensemble))
                              for k in range(c)])
         sigma = level
     elif model_noise != "gaussian":
@@ -263,21 +281,23 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     return out.clamp_(0, 1), sigma
 
 
-def _run_gaussian(r: Restorer, y: torch.Tensor, sigma: float, *, tile, overlap, progress=None) -> torch.Tensor:
+def _run_gaussian(r: Restorer, y: torch.Tensor, sigma: float, *, tile, overlap, progress=None,
+                  ensemble: bool = False) -> torch.Tensor:
     """``y`` (C, H, W) with white Gaussian noise of std ``sigma`` through the model ``r``;
     RGB through a grey model runs per channel of an orthonormal opponent transform."""
     c = y.shape[0]
     if r.channels == c:
-        return torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress))
+        return torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress, ensemble=ensemble))
     if r.channels == 1 and c == 3:
         z = rgb_to_opponent(y)
-        return opponent_to_rgb(torch.cat([torch.as_tensor(r.run(z[k : k + 1], s, tile=tile, overlap=overlap))
+        return opponent_to_rgb(torch.cat([torch.as_tensor(r.run(z[k : k + 1], s, tile=tile, overlap=overlap,
+                                                                ensemble=ensemble))
                                           for k, s in enumerate(opponent_sigmas(sigma))]))
     raise ValueError(f"the model expects {r.channels} channels but the image has {c}")
 
 
 def denoise(image, *, noise="auto", method: str = "default", model=None, channel_axis: int | None = None,
-            device="auto", tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+            device="auto", tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, ensemble: bool = False):
     """Denoise an image; returns the same type, dtype and shape as ``image``.
 
     Args:
@@ -292,6 +312,7 @@ def denoise(image, *, noise="auto", method: str = "default", model=None, channel
         model: path to a ``.safetensors`` model from ``restore train``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         tile, overlap: tiled inference (pixels); memory is bounded by the tile.
+        ensemble: average over the 8 flips/rotations (geometric self-ensemble, 8x slower).
     """
     is_tensor = isinstance(image, torch.Tensor)
     if is_tensor and image.dtype in (torch.bfloat16, torch.float16):
@@ -323,7 +344,8 @@ def denoise(image, *, noise="auto", method: str = "default", model=None, channel
     outs = []
     for img in work:
         t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32) / scale)
-        x, _ = denoise_chw(t, noise=noise, method=method, model=model, device=device, tile=tile, overlap=overlap)
+        x, _ = denoise_chw(t, noise=noise, method=method, model=model, device=device, tile=tile, overlap=overlap,
+                           ensemble=ensemble)
         outs.append(x.numpy())
     res = np.stack(outs) * scale
     if np.issubdtype(dtype, np.integer):

@@ -123,3 +123,19 @@ def test_tiled_run_matches_whole_image_within_blend_tolerance(camera):
     tiled = r.run(noisy, 25 / 255, tile=128, overlap=64)
     assert tiled.shape == whole.shape
     assert psnr(tiled.clamp(0, 1), whole.clamp(0, 1)) > 45.0
+
+
+def test_self_ensemble_is_exactly_rotation_equivariant_and_not_worse(camera, tiny_model):
+    import torch
+
+    from restore.metrics import psnr
+
+    y = camera + 0.1 * np.random.default_rng(4).standard_normal(camera.shape).astype(np.float32)
+    plain = restore.denoise(y, noise=0.1, model=str(tiny_model), tile=None)
+    ens = restore.denoise(y, noise=0.1, model=str(tiny_model), tile=None, ensemble=True)
+    ens_rot = restore.denoise(np.ascontiguousarray(np.rot90(y)), noise=0.1, model=str(tiny_model), tile=None,
+                              ensemble=True)
+    np.testing.assert_allclose(ens_rot, np.rot90(ens), atol=2e-5)
+    assert not np.allclose(plain, ens, atol=1e-4)
+    assert psnr(ens, camera) > psnr(plain, camera) - 0.02
+    assert torch.is_tensor(restore.denoise(torch.from_numpy(y), noise=0.1, model=str(tiny_model), ensemble=True))
