@@ -9,7 +9,8 @@ Two modes:
 
 Methods (columns): ``noisy`` (the input), ``ours`` (shipped default or
 ``model``, sigma known), ``ours-x8`` (the same with the 8-fold geometric
-self-ensemble), ``ours-est`` (sigma estimated), and anchors
+self-ensemble), ``ours-est`` (sigma estimated), ``LABEL=MODEL.safetensors``
+(another model, e.g. a baseline trained with the same budget), and anchors
 ``bm3d`` (optional package), ``skimage-nlm``, ``skimage-wavelet``.
 Denoiser outputs are clipped to [0, 1]; the noisy input is not.
 """
@@ -215,8 +216,9 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                     if m == "noisy":
                         x, dt, s = noisy, 0.0, sigma
                     else:
-                        known = m in ("ours", "ours-x8")
-                        x, dt, s = _ours(noisy, _noise_arg(noise, sigma, known), model, ensemble=m == "ours-x8")
+                        known = m != "ours-est"
+                        mdl = m.partition("=")[2] or model  # "label=model.safetensors": another model's column
+                        x, dt, s = _ours(noisy, _noise_arg(noise, sigma, known), mdl, ensemble=m == "ours-x8")
                     used = {"sigma_used_255": s * 255} if noise == "gaussian" else {"param_used": s}
                     per[m].append({**rec_common, "psnr": psnr(x, clean), "ssim": ssim(x, clean),
                                    "seconds": dt, **used})

@@ -65,7 +65,7 @@ class Noise2Score(Method):
     conditioning: str = "level"  # "level" (exact, default) | "sigma" (paper)
     a_min: float = 0.5  # sigma_a / sigma, log-uniform per patch ("level")
     a_max: float = 2.0
-    weighting: str = "mse"  # "ardae" | "mse" | "snr"
+    weighting: str = "snr"  # "ardae" | "mse" | "snr" (measured best: snr)
     ratio_max: float = 0.5  # annealed sigma_a / sigma ("sigma" conditioning)
     ratio_min: float = 0.05
     level_min: float = 0.0  # smallest trained level, [0, 1] units (set by prepare)
