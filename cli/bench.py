@@ -75,10 +75,14 @@ def run_bench(args) -> int:
                     log(f"speed 512x512 grey: {m:12s} {v['seconds'] * 1000:9.1f} ms/image "
                         f"{v['ms_per_mp']:9.1f} ms/MP{extra}")
     if cfg.get("mode") == "estimators":
-        from restore.bench import bench_estimators
+        from restore.bench import bench_estimators, bench_family_estimators
 
-        res = bench_estimators(cfg["data"], cfg["sigmas"], seed=cfg["seed"], model=cfg.get("model"),
-                               limit=cfg.get("limit"), log=log)
+        if cfg.get("noise", "gaussian") != "gaussian":
+            res = bench_family_estimators(cfg["data"], cfg["sigmas"], cfg["noise"], seed=cfg["seed"],
+                                          model=cfg.get("model"), limit=cfg.get("limit"), log=log)
+        else:
+            res = bench_estimators(cfg["data"], cfg["sigmas"], seed=cfg["seed"], model=cfg.get("model"),
+                                   limit=cfg.get("limit"), log=log)
         out.update(res)
         print(f"results: {_write_results(cfg, out)}")
         return 0

@@ -298,6 +298,37 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def bench_family_estimators(folders: list[str], levels: list[float], noise: str, *, seed: int = 0, model=None,
+                            limit: int | None = None, grid_size: int = 30, log=print) -> dict:
+    """Relative error of the blind parameter estimators for Poisson zeta / Gamma k: the
+    noise-level-function fit (:func:`restore.noise.nlf.fit_noise`) and Noise2Score's grid
+    search with its objective (:func:`restore.noise.nlf.grid_search`) run with our model."""
+    import torch
+
+    from restore.api import denoise_chw
+    from restore.noise.nlf import fit_noise, grid_search
+
+    lo, hi = (0.004, 0.1) if noise == "poisson" else (25.0, 250.0)
+    grid = np.geomspace(lo, hi, grid_size)
+    rows = []
+    for folder in folders:
+        images = load_clean(folder, limit)
+        for level in levels:
+            errs = {"nlf": [], "grid": []}
+            for i, (_, clean) in enumerate(images):
+                y = torch.from_numpy(noisy_copy(clean, level, seed, folder, i, noise).transpose(2, 0, 1).copy())
+                errs["nlf"].append(fit_noise(y, noise) / level - 1)
+                fn = lambda t, v: denoise_chw(t[0], noise=f"{noise}:{v}", model=model, device="cpu")[0][None]  # noqa: E731
+                errs["grid"].append(grid_search(y[None], noise, fn, grid) / level - 1)
+            for k, e in errs.items():
+                row = {"data": Path(folder).name, "noise": noise, "sigma": level, "estimator": k,
+                       "mean_abs_rel_err": float(np.mean(np.abs(e))), "median_ratio": float(1 + np.median(e))}
+                rows.append(row)
+                log(f"{row['data']:8s} {noise}={level:<6g} {k:4s} |rel err| {row['mean_abs_rel_err']:.3f}  "
+                    f"median ratio {row['median_ratio']:.3f}")
+    return {"rows": rows, "skipped": {}}
+
+
 def bench_estimators(folders: list[str], sigmas: list[float], *, seed: int = 0, model=None,
                      limit: int | None = None, grid_size: int = 26, log=print) -> dict:
     """Accuracy of the sigma estimators (8-bit units): wavelet MAD, patch PCA and the

@@ -98,3 +98,39 @@ def fit_noise(y, family: str, **kwargs):
     if gain <= 0:  # no signal dependence detectable: pure Gaussian
         return 0.0, float(np.sqrt(max(np.sum(w * var) / np.sum(w), 0.0)))
     return float(gain), float(np.sqrt(max(b, 0.0)))
+
+
+# --------------------------------------------------------------------------- paper's grid search
+def grid_objective(family: str, x_hat, y):
+    """Noise2Score's no-reference objective for candidate estimate ``x_hat`` of ``y``
+    (cubeyoung/Noise2Score ``forward_tv``): Poisson ``0.1 TV(clip(x)) + mean(x - y log x)``,
+    Gamma ``TV(x) + mean(log x) + mean(y/x) + mean((y/x)^2)`` (over ``x > 0``),
+    Gaussian ``TV(x)``; TV is the Charbonnier total variation.  Tensors ``(N, C, H, W)``."""
+    import torch
+
+    from restore.noise.estimate import _charbonnier_tv
+
+    if family == "gaussian":
+        return _charbonnier_tv(x_hat)
+    pos = x_hat > 0
+    xs = torch.where(pos, x_hat, torch.ones_like(x_hat))
+    n = pos.sum(dim=(1, 2, 3)).clamp(min=1)
+
+    def mean(t):
+        return (t * pos).sum(dim=(1, 2, 3)) / n
+
+    if family == "poisson":
+        return 0.1 * _charbonnier_tv(x_hat.clamp(0, 1)) + mean(xs - y * torch.log(xs))
+    return _charbonnier_tv(x_hat) + mean(torch.log(xs)) + mean(y / xs) + mean((y / xs) ** 2)
+
+
+def grid_search(y, family: str, denoise_fn, grid) -> float:
+    """The grid value whose ``denoise_fn(y, value)`` minimises :func:`grid_objective`
+    (``y`` ``(1, C, H, W)`` tensor; Noise2Score's blind-parameter search)."""
+    import torch
+
+    vals = []
+    with torch.no_grad():
+        for v in grid:
+            vals.append(float(grid_objective(family, denoise_fn(y, float(v)), y)[0]))
+    return float(grid[int(np.argmin(vals))])
