@@ -395,3 +395,16 @@ def test_nlf_fit_poisson_gaussian_recovers_both():
     assert sigma == pytest.approx(0.03, rel=0.1)
     with pytest.raises(ValueError, match="unknown noise family"):
         fit_noise(y, "rician")
+
+
+@pytest.mark.parametrize("family", ["gaussian", "poisson", "gamma"])
+def test_grid_search_picks_the_candidate_with_the_best_objective(family):
+    from restore.noise.nlf import grid_objective, grid_search
+
+    x = torch.from_numpy(_smooth_scene(64)).float()[None, None]
+    y = x * (1 + 0.1 * torch.randn(x.shape, generator=gen(30)))
+    grid = [0.5, 1.0, 2.0]
+    # candidate v returns a blend: v == 1 gives the clean scene, others keep noise
+    fn = lambda t, v: x + (y - x) * abs(np.log(v))  # noqa: E731
+    assert grid_search(y, family, fn, grid) == 1.0
+    assert grid_objective(family, x, y).shape == (1,)
