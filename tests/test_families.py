@@ -111,3 +111,21 @@ def test_train_cli_accepts_family_noise(tmp_path, clean_folder):
     assert 0.03 / 0.5 * 0.8 < lo <= hi < 0.03 / 0.5 * 1.25  # estimated zeta per image, input gain 2 zeta
     assert main(["train", "n2s", "--data", str(noisy), "--noise", "rician", "--steps", "2",
                  "-o", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_poisson_gaussian_folders_are_stabilised_into_gaussian_training_data(tmp_path, camera):
+    from restore.datasets.patches import NoisyFolder
+    from restore.io import write_image
+    from restore.noise import estimate_sigma
+
+    r = np.random.default_rng(5)
+    y = (0.02 * r.poisson(camera / 0.02) + 0.01 * r.standard_normal(camera.shape)).astype(np.float32)
+    write_image(tmp_path / "pg.tif", y, dtype=np.float32)
+    ds = NoisyFolder(tmp_path, channels=1, patch=64, batch_size=2, noise="poisson-gaussian", level=(0.02, 0.01))
+    assert ds.noise == "gaussian"
+    assert float(ds.levels[0]) == pytest.approx(np.sqrt(0.02) / 2)
+    # after the GAT the noise is white with the stated std, whatever the intensity
+    est = float(estimate_sigma(torch.from_numpy(ds.images[0])[None])[0])
+    assert est == pytest.approx(np.sqrt(0.02) / 2, rel=0.1)
+    blind = NoisyFolder(tmp_path, channels=1, patch=64, batch_size=2, noise="poisson-gaussian")
+    assert float(blind.levels[0]) == pytest.approx(np.sqrt(0.02) / 2, rel=0.1)
