@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "denoise": ("restore.api", "denoise"),
     "load": ("restore.api", "load"),
+    "fit": ("restore.fitting", "fit"),
 }
 
 
@@ -23,4 +24,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'restore' has no attribute {name!r}")
 
 
-__all__ = ["denoise", "load", "__version__"]
+__all__ = ["denoise", "load", "fit", "__version__"]

@@ -111,6 +111,13 @@ def test_train_cli_accepts_family_noise(tmp_path, clean_folder):
     assert 0.03 / 0.5 * 0.8 < lo <= hi < 0.03 / 0.5 * 1.25  # estimated zeta per image, input gain 2 zeta
     assert main(["train", "n2s", "--data", str(noisy), "--noise", "rician", "--steps", "2",
                  "-o", str(tmp_path / "x.safetensors")]) == 2
+    # the same from the library
+    import restore
+
+    res = restore.fit("n2s", data=noisy, noise="poisson:0.03", steps=2, output=tmp_path / "lib.safetensors")
+    assert res["steps"] == 2
+    _, meta = read_model(tmp_path / "lib.safetensors")
+    assert meta["method_params"]["noise"] == "poisson" and meta["net"]["cond_dim"] == 2
 
 
 def test_poisson_gaussian_folders_are_stabilised_into_gaussian_training_data(tmp_path, camera):
