@@ -236,7 +236,7 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                     raise ValueError(f"{prev['reused_from']}: its {m} row covers other images; drop --reuse")
                 recs = per[m]
                 mp = sum(r["megapixels"] for r in recs)
-                row = {"data": Path(folder).name, "noise": noise, "sigma": s255, "method": m,
+                row = {"data": Path(folder).name, "noise": noise, "sigma": s255, "method": m.partition("=")[0],
                        "psnr": float(np.mean([r["psnr"] for r in recs])),
                        "ssim": float(np.mean([r["ssim"] for r in recs])),
                        "ms_per_mp": 1000 * sum(r["seconds"] for r in recs) / mp, "images": recs}
@@ -249,7 +249,9 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                     row["param_est_mean_abs_rel_err"] = float(np.mean(np.abs(rel)))
                     row["param_est_median_ratio"] = float(np.median(rel)) + 1
                 rows.append(row)
-                log(f"{row['data']:8s} {noise}={s255:<4g} {m:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
+                if "=" in m:
+                    row["model"] = m.partition("=")[2]
+                log(f"{row['data']:8s} {noise}={s255:<4g} {row['method']:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
     if pool:
         pool.shutdown()
     return {"rows": rows, "skipped": skipped}

@@ -42,9 +42,11 @@ def test_anchor_runs_between_gat_and_exact_inverse_for_poisson(camera):
 
 
 def test_bench_families_and_anchor_reuse(tmp_path, eval_folder, tiny_model):
-    res = bench_synthetic([str(eval_folder)], [0.02], ["noisy", "ours", "ours-est", "skimage-wavelet"],
-                          model=str(tiny_model), noise="poisson", log=lambda *a: None)
+    res = bench_synthetic([str(eval_folder)], [0.02], ["noisy", "ours", "ours-est", "skimage-wavelet",
+                                                        f"tiny={tiny_model}"],
+                          model=None, noise="poisson", log=lambda *a: None)
     rows = {r["method"]: r for r in res["rows"]}
+    assert rows["tiny"]["model"] == str(tiny_model) and rows["tiny"]["psnr"] != rows["ours"]["psnr"]
     assert rows["ours"]["psnr"] > rows["noisy"]["psnr"] + 3
     assert rows["ours-est"]["param_est_mean_abs_rel_err"] < 0.2
     src = tmp_path / "first.json"
