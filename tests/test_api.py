@@ -15,9 +15,20 @@ def _noisy(clean, sigma, seed=0):
 def test_shipped_defaults_exist_and_carry_their_recipe():
     from restore.train import read_model
 
-    _, meta = read_model(default_weights("default", 1))
-    assert meta["recipe"]["name"] == "default-gray" and meta["net"]["channels"] == 1
-    assert meta["method"] == "r2r" and meta["method_params"]["level_min"] > 0
+    from pathlib import Path
+
+    import yaml
+
+    from restore.weights import DEFAULTS
+
+    for (method, channels, noise), _ in DEFAULTS.items():
+        _, meta = read_model(default_weights(method, channels, noise))
+        assert meta["net"]["channels"] == channels
+        assert meta["recipe"].get("noise", "gaussian") == noise
+        # the recipe that trained it is in the repository, same method and settings
+        recipe = yaml.safe_load((Path(__file__).parents[1] / "recipes" / f"train-{meta['recipe']['name']}.yaml").read_text())
+        assert recipe["method"] == meta["method"] and recipe["method_params"].items() <= meta["recipe"]["method_params"].items()
+        assert recipe["train"]["steps"] == meta["steps"]
 
 
 @pytest.mark.parametrize("sigma255", [15, 50])
