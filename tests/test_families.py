@@ -36,9 +36,18 @@ def test_poisson_gaussian_blind_is_close_to_known(camera):
     assert abs(psnr(blind, camera) - psnr(known, camera)) < 0.3
 
 
-def test_gamma_without_a_gamma_model_is_a_clear_error(camera):
-    with pytest.raises(FileNotFoundError, match="gamma"):
-        denoise(camera, noise="gamma:100")
+def test_shipped_gamma_model_known_and_blind_and_colour(camera, tiny_model):
+    y = _gamma(camera, 50)
+    known = denoise(y, noise="gamma:50")
+    blind = denoise(y, noise="gamma")
+    assert psnr(known, camera) > psnr(y, camera) + 7
+    assert abs(psnr(blind, camera) - psnr(known, camera)) < 0.2
+    rgb = np.stack([camera, camera[::-1], camera[:, ::-1]], axis=-1)
+    y3 = _gamma(rgb, 50, seed=2)
+    x3 = denoise(y3, noise="gamma:50", channel_axis=-1)  # grey model per channel
+    assert x3.shape == y3.shape and psnr(x3, rgb) > psnr(y3, rgb) + 6
+    with pytest.raises(ValueError, match="Gamma noise needs a model trained for it"):
+        denoise(y, noise="gamma:50", model=str(tiny_model))  # a Gaussian model
 
 
 @pytest.fixture(scope="module")

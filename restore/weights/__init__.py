@@ -14,6 +14,7 @@ HERE = Path(__file__).parent
 #: generalised Anscombe transform and its exact unbiased inverse.
 DEFAULTS = {
     ("default", 1, "gaussian"): "default-gray.safetensors",
+    ("default", 1, "gamma"): "default-gray-gamma.safetensors",  # generalised R2R; colour: per channel
     # No colour default: the grey model in an opponent colour space measured
     # better than a colour network (restore.color; recipes/train-color-r2r.yaml).
 }
