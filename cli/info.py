@@ -19,7 +19,8 @@ def run_info() -> int:
     for path in shipped():
         _, meta = read_model(path)
         net = meta["net"]
-        print(f"  {path.name}: method {meta['method']} {meta.get('method_params', {})}, "
+        noise = meta.get("noise", "gaussian")
+        print(f"  {path.name}: method {meta['method']}, noise {noise}, {meta.get('method_params', {})}, "
               f"{net['arch']} channels={net['channels']} widths={net['widths']}, "
               f"{meta.get('steps', '?')} steps, recipe recipes/train-{meta.get('recipe', {}).get('name', '?')}.yaml")
     print("optional dependencies:")

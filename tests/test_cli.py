@@ -97,7 +97,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_info_lists_shipped_models(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "default-gray.safetensors" in out and "method r2r" in out
+    assert "default-gray.safetensors: method n2s" in out
+    assert "default-gray-gamma.safetensors: method gr2r" in out and "noise gamma" in out
 
 
 def test_train_cli_writes_a_model_and_resumes(tmp_path, camera, capsys):
