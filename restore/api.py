@@ -17,7 +17,7 @@ from restore.color import opponent_sigmas, opponent_to_rgb, rgb_to_opponent
 from restore.methods import Method, get_method
 from restore.nets import build_net
 from restore.noise import Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian, estimate_sigma, make_noise
-from restore.noise.vst import from_unit_domain, gat, gat_inverse, to_unit_domain
+from restore.noise.vst import through_gat
 from restore.tiling import tiled_apply
 from restore.train.checkpoint import read_model
 from restore.weights import default_weights
@@ -268,8 +268,7 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
         # Shot noise: generalised Anscombe transform -> Gaussian model -> exact unbiased inverse.
         gain = float(nm.gain.reshape(-1)[0])
         sig = float(nm.sigma.reshape(-1)[0]) if isinstance(nm, PoissonGaussian) else 0.0
-        t, s_t = to_unit_domain(gat(y, gain, sig), gain)
-        out = gat_inverse(from_unit_domain(_run_gaussian(r, t, s_t, **run), gain), gain, sig)
+        out = through_gat(lambda t, s_t: _run_gaussian(r, t, s_t, **run), y, gain, sig)
         sigma = gain
     else:
         sigma = gaussian_sigma(y, nm)

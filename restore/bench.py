@@ -39,12 +39,14 @@ def run_anchor(name: str, noisy: np.ndarray, sigma: float, noise: str = "gaussia
     if noise == "poisson":
         import torch
 
-        from restore.noise.vst import from_unit_domain, gat, gat_inverse, to_unit_domain
+        from restore.noise.vst import through_gat
+
+        def anchor(t, s_t):
+            d, _ = _run_gaussian_anchor(name, t.float().numpy(), s_t, clip=False)
+            return torch.from_numpy(d).double()
 
         t0 = time.perf_counter()
-        t, s_t = to_unit_domain(gat(torch.from_numpy(noisy).double(), sigma), sigma)
-        d, _ = _run_gaussian_anchor(name, t.float().numpy(), s_t, clip=False)
-        x = gat_inverse(from_unit_domain(torch.from_numpy(d).double(), sigma), sigma).float().numpy()
+        x = through_gat(anchor, torch.from_numpy(noisy).double(), sigma).float().numpy()
         return np.clip(x, 0, 1), time.perf_counter() - t0
     if noise != "gaussian":
         raise ValueError(f"anchor {name!r} supports gaussian and poisson noise, not {noise!r}")
@@ -202,12 +204,19 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
         for s255 in sigmas:
             sigma = noise_level(noise, s255)
             per = {m: [] for m in methods}
+            reused = {}
+            for m in methods:
+                prev = cached.get((Path(folder).name, noise, float(s255), m))
+                if prev is not None and [r["image"] for r in prev["images"]] != [n for n, _ in images]:
+                    raise ValueError(f"{prev['reused_from']}: its {m} row covers other images; drop --reuse")
+                if prev is not None:
+                    reused[m] = prev
             futures = []
             for i, (name, clean) in enumerate(images):
                 noisy = noisy_copy(clean, sigma, seed, folder, i, noise)
                 rec_common = {"image": name, "megapixels": clean.shape[0] * clean.shape[1] / 1e6}
                 for m in methods:
-                    if m in ANCHORS and (Path(folder).name, noise, float(s255), m) in cached:
+                    if m in reused:
                         continue
                     if m in ANCHORS:
                         job = (m, noisy, sigma, clean, noise)
@@ -226,14 +235,12 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                 p, q, dt = fut.result() if pool else _anchor_job(fut)
                 per[m].append({**rec_common, "psnr": p, "ssim": q, "seconds": dt})
             for m in methods:
-                prev = cached.get((Path(folder).name, noise, float(s255), m))
-                if prev is not None and [r["image"] for r in prev["images"]] == [n for n, _ in images]:
+                if m in reused:
+                    prev = reused[m]
                     rows.append(prev)
                     log(f"{prev['data']:8s} {noise}={s255:<4g} {m:16s} PSNR {prev['psnr']:6.2f}  "
                         f"SSIM {prev['ssim']:.4f}  (reused from {prev['reused_from']})")
                     continue
-                if prev is not None:
-                    raise ValueError(f"{prev['reused_from']}: its {m} row covers other images; drop --reuse")
                 recs = per[m]
                 mp = sum(r["megapixels"] for r in recs)
                 row = {"data": Path(folder).name, "noise": noise, "sigma": s255, "method": m.partition("=")[0],
@@ -248,9 +255,9 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                     rel = [r["param_used"] / sigma - 1 for r in recs]
                     row["param_est_mean_abs_rel_err"] = float(np.mean(np.abs(rel)))
                     row["param_est_median_ratio"] = float(np.median(rel)) + 1
-                rows.append(row)
                 if "=" in m:
                     row["model"] = m.partition("=")[2]
+                rows.append(row)
                 log(f"{row['data']:8s} {noise}={s255:<4g} {row['method']:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}")
     if pool:
         pool.shutdown()

@@ -408,3 +408,17 @@ def test_grid_search_picks_the_candidate_with_the_best_objective(family):
     fn = lambda t, v: x + (y - x) * abs(np.log(v))  # noqa: E731
     assert grid_search(y, family, fn, grid) == 1.0
     assert grid_objective(family, x, y).shape == (1,)
+
+
+def test_through_gat_with_an_oracle_denoiser_returns_the_signal():
+    # a denoiser that returns E[f | x] exactly (Monte-Carlo) must give back x through the
+    # exact unbiased inverse; the identity "denoiser" gives back y's transform round trip.
+    from restore.noise.vst import gat, through_gat, to_unit_domain
+
+    g = gen(31)
+    lam = torch.tensor([1.0, 4.0, 20.0], dtype=torch.float64)
+    gain = 0.02
+    y = gain * torch.poisson(lam.repeat(200000, 1), generator=g)
+    mean_t = to_unit_domain(gat(y, gain), gain)[0].mean(dim=0, keepdim=True)
+    x = through_gat(lambda t, s_t: mean_t.expand_as(t), y, gain)[0]
+    torch.testing.assert_close(x, gain * lam, rtol=0.015, atol=0)

@@ -60,3 +60,11 @@ def from_unit_domain(t: Tensor, gain) -> Tensor:
     """Inverse of :func:`to_unit_domain`."""
     scale = (gain**0.5 if isinstance(gain, Tensor) else math.sqrt(gain)) / 2.0
     return t / scale
+
+
+def through_gat(denoise_fn, y: Tensor, gain: float, sigma: float = 0.0) -> Tensor:
+    """Denoise Poisson(-Gaussian) ``y`` with a Gaussian denoiser: GAT, :func:`to_unit_domain`,
+    ``denoise_fn(t, sigma_t)`` (white Gaussian noise of std ``sigma_t`` on ~[0, 1] data),
+    back, and the exact unbiased inverse.  Returns the estimate in ``y``'s units (not clipped)."""
+    t, s_t = to_unit_domain(gat(y, gain, sigma), gain)
+    return gat_inverse(from_unit_domain(denoise_fn(t, s_t), gain), gain, sigma)
