@@ -76,9 +76,10 @@ def run_denoise(args) -> int:
             dt = time.perf_counter() - t0
             rec.update(output=str(dest), height=img.height, width=img.width, channels=img.channels,
                        dtype=str(img.dtype), alpha=img.alpha is not None, noise=fam,
-                       **({"sigma_255": round(sigma * 255, 2)} if fam == "gaussian" else {pname: round(sigma, 6)}),
+                       **({"sigma_255": _in_255(sigma)} if fam == "gaussian" else {pname: round(sigma, 6)}),
                        param_source=est, seconds=round(dt, 3), status="ok")
-            shown = f"sigma={sigma * 255:.1f}/255" if fam == "gaussian" else f"{fam} {pname}={sigma:.4g}"
+            shown = (f"sigma={_in_255(sigma, 1)}/255".replace("[", "").replace("]", "").replace(" ", "")
+                     if fam == "gaussian" else f"{fam} {pname}={sigma:.4g}")
             tqdm.write(f"ok     {path}  {img.width}x{img.height}x{img.channels} {img.dtype}"
                        f"{' +alpha' if img.alpha is not None else ''}  {shown} ({est})"
                        f"  {dt:.2f}s  -> {dest}")
@@ -99,3 +100,10 @@ def run_denoise(args) -> int:
     atomic_write_text(report, json.dumps(summary, indent=2))
     print(f"{ok} of {len(records)} images denoised into {out_dir}/ ({failed} failed); summary: {report}")
     return 1 if failed else 0
+
+
+def _in_255(sigma, digits: int = 2):
+    """A sigma (or one per RGB channel) in 8-bit units."""
+    if isinstance(sigma, (int, float)):
+        return round(sigma * 255, digits)
+    return [round(v * 255, digits) for v in sigma]

@@ -9,7 +9,7 @@ def run_info() -> int:
     import torch
 
     import restore
-    from restore.train import read_model
+    from restore.train import model_noise, read_model
     from restore.weights import shipped
 
     print(f"restore {restore.__version__}  python {platform.python_version()}  torch {torch.__version__}")
@@ -19,7 +19,7 @@ def run_info() -> int:
     for path in shipped():
         _, meta = read_model(path)
         net = meta["net"]
-        noise = meta.get("noise", "gaussian")
+        noise = model_noise(meta)
         print(f"  {path.name}: method {meta['method']}, noise {noise}, {meta.get('method_params', {})}, "
               f"{net['arch']} channels={net['channels']} widths={net['widths']}, "
               f"{meta.get('steps', '?')} steps, recipe recipes/train-{meta.get('recipe', {}).get('name', '?')}.yaml")

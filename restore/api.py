@@ -19,7 +19,7 @@ from restore.nets import build_net
 from restore.noise import Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian, estimate_sigma, make_noise
 from restore.noise.vst import through_gat
 from restore.tiling import tiled_apply
-from restore.train.checkpoint import read_model
+from restore.train.checkpoint import model_noise, read_model
 from restore.weights import default_weights
 
 #: Default tiling: the network's receptive field is large, so tiles overlap
@@ -151,6 +151,7 @@ def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | Blind | 
     * ``None``, ``"auto"``, ``"gaussian"`` -> None (estimated);
     * ``"gaussian:25"`` -> Gaussian with sigma 25/255: a spec string's sigma is
       always in 8-bit units (fraction of full scale x 255), whatever the dtype;
+      ``"gaussian:10,20,30"`` -> one sigma per RGB channel (a ``(3,)`` sigma);
     * a float -> Gaussian sigma in image units ([0, 1] intensities);
     * ``"poisson"``, ``"poisson-gaussian"``, ``"gamma"`` without parameters ->
       :class:`Blind` (estimated per image); ``"poisson:0.01"``,
@@ -169,24 +170,38 @@ def parse_noise(noise: str | float | NoiseModel | None) -> NoiseModel | Blind | 
     kind, _, value = spec.partition(":")
     if kind == "gaussian":
         try:
-            sigma = float(value)
+            sigma = [float(v) for v in value.split(",")]
         except ValueError:
-            raise ValueError(f"--noise {noise}: SIGMA must be a number in 8-bit units, e.g. gaussian:25") from None
-        if not 0 < sigma < 255:
-            raise ValueError(f"--noise {noise}: SIGMA must be in (0, 255) 8-bit units, e.g. gaussian:25")
-        return Gaussian(sigma / 255.0)
+            raise ValueError(f"--noise {noise}: SIGMA must be a number in 8-bit units, e.g. gaussian:25 "
+                             "(or one per RGB channel, gaussian:10,20,30)") from None
+        if len(sigma) not in (1, 3) or not all(0 < v < 255 for v in sigma):
+            raise ValueError(f"--noise {noise}: SIGMA must be in (0, 255) 8-bit units, e.g. gaussian:25 "
+                             "(or one per RGB channel, gaussian:10,20,30)")
+        return Gaussian(torch.tensor(sigma) / 255.0 if len(sigma) == 3 else sigma[0] / 255.0)
     return make_noise(spec)
 
 
-def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float:
-    """The Gaussian sigma to use for ``y`` (C, H, W): given, or estimated (wavelet MAD)."""
+#: Blind RGB: the channels get their own sigmas when the largest estimate exceeds the smallest
+#: by this factor; below it the mean of the three (the per-channel estimates are noisier).
+PER_CHANNEL_RATIO = 1.25
+
+
+def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float | tuple[float, float, float]:
+    """The Gaussian sigma to use for ``y`` (C, H, W): given, or estimated (wavelet MAD).
+    RGB noise with a different std per channel gives a tuple of three sigmas."""
     if noise is None:
-        return float(estimate_sigma(y_chw[None])[0])
+        if y_chw.shape[0] != 3:
+            return float(estimate_sigma(y_chw[None])[0])
+        s = [float(estimate_sigma(y_chw[k : k + 1][None])[0]) for k in range(3)]
+        return tuple(s) if max(s) > PER_CHANNEL_RATIO * max(min(s), 1e-8) else float(np.mean(s))
     if not isinstance(noise, Gaussian):
         raise NotImplementedError(
             f"{type(noise).__name__} noise is not supported by the shipped Gaussian models yet; use gaussian[:SIGMA]")
+    if noise.sigma.numel() == 3 and y_chw.shape[0] == 3:
+        return tuple(float(v) for v in noise.sigma.reshape(-1))
     if noise.sigma.numel() != 1:
-        raise ValueError("denoise() takes one Gaussian sigma per call; call it per image for per-image levels")
+        raise ValueError(f"{noise.sigma.numel()} Gaussian sigmas for a {y_chw.shape[0]}-channel image: "
+                         "give one sigma, or three for an RGB image")
     return float(noise.sigma.reshape(-1)[0])
 
 
@@ -223,7 +238,7 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None,
                 ensemble: bool = False) -> tuple[torch.Tensor, float]:
     """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, param)``: the Gaussian
-    sigma, Poisson zeta / Poisson-Gaussian gain, or Gamma k used (given or estimated).
+    sigma (a tuple of three for RGB noise with a std per channel), Poisson zeta / Poisson-Gaussian gain, or Gamma k used (given or estimated).
 
     Values are taken as [0, 1] intensities (noisy data may overshoot).  Float
     data far outside that range (below -3 or above 4, e.g. physical units) is
@@ -248,8 +263,8 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     if isinstance(nm, Blind):
         nm = nm.resolve(y)
     run = dict(tile=tile, overlap=overlap, progress=progress, ensemble=ensemble)
-    model_noise = r.meta.get("method_params", {}).get("noise", "gaussian")
-    if fam != "gaussian" and model_noise == fam:  # a model trained for this family
+    trained_for = model_noise(r.meta)
+    if fam != "gaussian" and trained_for == fam:  # a model trained for this family
         level = float((nm.gain if fam == "poisson" else nm.k).reshape(-1)[0])
         if r.channels == c:
             out = torch.as_tensor(r.run(y, level, **run))
@@ -258,11 +273,11 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
                                                    ensemble=ensemble))
                              for k in range(c)])
         sigma = level
-    elif model_noise != "gaussian":
-        raise ValueError(f"this model is trained for {model_noise} noise, not {fam}; "
-                         f"pass --noise {model_noise}[:PARAM] or a model for {fam} noise")
+    elif trained_for != "gaussian":
+        raise ValueError(f"this model is trained for {trained_for} noise, not {fam}; "
+                         f"pass --noise {trained_for}[:PARAM] or a model for {fam} noise")
     elif fam == "gamma":
-        raise ValueError(f"Gamma noise needs a model trained for it (this one is for {model_noise} noise); "
+        raise ValueError(f"Gamma noise needs a model trained for it (this one is for {trained_for} noise); "
                          "train one with 'restore train n2s --noise gamma ...' and pass --model")
     elif isinstance(nm, (Poisson, PoissonGaussian)):
         # Shot noise: generalised Anscombe transform -> Gaussian model -> exact unbiased inverse.
@@ -280,11 +295,15 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
     return out.clamp_(0, 1), sigma
 
 
-def _run_gaussian(r: Restorer, y: torch.Tensor, sigma: float, *, tile, overlap, progress=None,
+def _run_gaussian(r: Restorer, y: torch.Tensor, sigma, *, tile, overlap, progress=None,
                   ensemble: bool = False) -> torch.Tensor:
     """``y`` (C, H, W) with white Gaussian noise of std ``sigma`` through the model ``r``;
-    RGB through a grey model runs per channel of an orthonormal opponent transform."""
+    RGB through a grey model runs per channel of an orthonormal opponent transform.
+    Three sigmas (RGB, one std per channel): each opponent channel gets its own std
+    (:func:`restore.color.opponent_sigmas`); a colour model gets their root mean square."""
     c = y.shape[0]
+    if not isinstance(sigma, (int, float)) and not (r.channels == 1 and c == 3):
+        sigma = float(np.sqrt(np.mean(np.square(sigma))))
     if r.channels == c:
         return torch.as_tensor(r.run(y, sigma, tile=tile, overlap=overlap, progress=progress, ensemble=ensemble))
     if r.channels == 1 and c == 3:

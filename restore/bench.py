@@ -48,6 +48,8 @@ def run_anchor(name: str, noisy: np.ndarray, sigma: float, noise: str = "gaussia
         t0 = time.perf_counter()
         x = through_gat(anchor, torch.from_numpy(noisy).double(), sigma).float().numpy()
         return np.clip(x, 0, 1), time.perf_counter() - t0
+    if noise == "gaussian-rgb":  # CBM3D takes one std per channel
+        return _run_gaussian_anchor(name, noisy, rgb_sigmas(sigma))
     if noise != "gaussian":
         raise ValueError(f"anchor {name!r} supports gaussian and poisson noise, not {noise!r}")
     return _run_gaussian_anchor(name, noisy, sigma)
@@ -82,7 +84,14 @@ def _anchor_job(args):
     return psnr(x, clean), ssim(x, clean), dt
 
 
-NOISES = ("gaussian", "poisson", "gamma")
+NOISES = ("gaussian", "gaussian-rgb", "poisson", "gamma")
+#: ``gaussian-rgb`` at level L: Gaussian noise of std L * RGB_RATIOS on R, G and B.
+RGB_RATIOS = (0.5, 1.0, 1.5)
+
+
+def rgb_sigmas(sigma: float) -> list[float]:
+    """The per-channel stds of the ``gaussian-rgb`` bench noise at level ``sigma``."""
+    return [sigma * r for r in RGB_RATIOS]
 
 
 def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: int,
@@ -98,6 +107,10 @@ def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: i
     rng = np.random.default_rng([seed, key])
     if noise == "gaussian":
         y = clean + sigma * rng.standard_normal(clean.shape)
+    elif noise == "gaussian-rgb":
+        if clean.shape[-1] != 3:
+            raise ValueError("gaussian-rgb noise needs RGB images")
+        y = clean + np.asarray(rgb_sigmas(sigma)) * rng.standard_normal(clean.shape)
     elif noise == "poisson":
         y = sigma * rng.poisson(np.clip(clean, 0, None) / sigma)
     elif noise == "gamma":
@@ -109,13 +122,15 @@ def noisy_copy(clean: np.ndarray, sigma: float, seed: int, folder: str, index: i
 
 def noise_level(noise: str, level: float) -> float:
     """A recipe's level in the units the noise takes: 8-bit sigma -> [0, 1]; zeta and k as they are."""
-    return level / 255.0 if noise == "gaussian" else float(level)
+    return level / 255.0 if noise.startswith("gaussian") else float(level)
 
 
 def _noise_arg(noise: str, level: float, known: bool):
     """What ``denoise_chw(noise=...)`` gets for the known (or blind) parameter."""
     if noise == "gaussian":
         return level if known else None
+    if noise == "gaussian-rgb":
+        return "gaussian:" + ",".join(f"{255 * v:.6g}" for v in rgb_sigmas(level)) if known else None
     return f"{noise}:{level}" if known else noise
 
 
@@ -228,7 +243,8 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                         known = m != "ours-est"
                         mdl = m.partition("=")[2] or model  # "label=model.safetensors": another model's column
                         x, dt, s = _ours(noisy, _noise_arg(noise, sigma, known), mdl, ensemble=m == "ours-x8")
-                    used = {"sigma_used_255": s * 255} if noise == "gaussian" else {"param_used": s}
+                    used = ({"sigma_used_255": np.multiply(s, 255).tolist()} if noise.startswith("gaussian")
+                            else {"param_used": s})
                     per[m].append({**rec_common, "psnr": psnr(x, clean), "ssim": ssim(x, clean),
                                    "seconds": dt, **used})
             for m, rec_common, fut in futures:
@@ -247,8 +263,10 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
                        "psnr": float(np.mean([r["psnr"] for r in recs])),
                        "ssim": float(np.mean([r["ssim"] for r in recs])),
                        "ms_per_mp": 1000 * sum(r["seconds"] for r in recs) / mp, "images": recs}
-                if m == "ours-est" and noise == "gaussian":
-                    err = [r["sigma_used_255"] - s255 for r in recs]
+                if m == "ours-est" and noise.startswith("gaussian"):
+                    true = rgb_sigmas(s255) if noise == "gaussian-rgb" else s255
+                    err = np.array([np.subtract(np.broadcast_to(r["sigma_used_255"], np.shape(true)), true)
+                                    for r in recs])
                     row["sigma_est_mean_abs_err_255"] = float(np.mean(np.abs(err)))
                     row["sigma_est_bias_255"] = float(np.mean(err))
                 elif m == "ours-est":

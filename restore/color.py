@@ -35,6 +35,13 @@ def opponent_to_rgb(z: torch.Tensor) -> torch.Tensor:
     return torch.einsum("kc,khw->chw", OPPONENT.type_as(z), o)
 
 
-def opponent_sigmas(sigma: float) -> list[float]:
-    """Noise std of each opponent channel for white RGB noise of std ``sigma``."""
-    return [sigma / float(s) for s in SCALE]
+def opponent_sigmas(sigma) -> list[float]:
+    """Noise std of each opponent channel for white RGB noise of std ``sigma``, or of
+    stds ``(sigma_R, sigma_G, sigma_B)``: the diagonal of ``O diag(sigma^2) O^T`` (the
+    small cross-channel correlation that unequal stds create is ignored, as CBM3D does)."""
+    s2 = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1) ** 2
+    if s2.numel() not in (1, 3):
+        raise ValueError(f"one sigma or three (R, G, B) are needed, got {s2.numel()}")
+    var = (OPPONENT.double() ** 2) @ s2.expand(3)
+    return [float(v) for v in var.sqrt() / SCALE.double()]
+

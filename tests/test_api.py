@@ -53,6 +53,37 @@ def test_colour_images_are_denoised_in_opponent_space_better_than_per_rgb_channe
     assert psnr(x, clean) > psnr(per_rgb, clean) + 0.5
 
 
+def test_opponent_sigmas_match_the_noise_of_the_opponent_channels():
+    from restore.color import SCALE, opponent_sigmas, rgb_to_opponent
+
+    assert np.allclose(opponent_sigmas(0.1), (0.1 / SCALE).tolist())  # white noise stays white
+    sig = torch.tensor([0.02, 0.05, 0.1])
+    n = torch.randn(3, 400, 400, generator=torch.Generator().manual_seed(0)) * sig[:, None, None]
+    measured = (rgb_to_opponent(0.5 + n) - rgb_to_opponent(torch.full_like(n, 0.5))).std(dim=(1, 2))
+    assert np.allclose(opponent_sigmas(sig), measured.tolist(), rtol=0.02)
+
+
+def test_rgb_noise_with_a_std_per_channel_given_or_estimated():
+    import skimage.data
+    from skimage.util import img_as_float32
+
+    from restore.api import gaussian_sigma
+
+    clean = img_as_float32(skimage.data.astronaut())[:192, :192]
+    sig = np.array([8.0, 20.0, 40.0])
+    noisy = _noisy(clean, sig / 255)
+    est = gaussian_sigma(torch.from_numpy(noisy.transpose(2, 0, 1).copy()), None)
+    assert isinstance(est, tuple) and np.allclose(np.array(est) * 255, sig, rtol=0.15)
+    per = restore.denoise(noisy, noise="gaussian:8,20,40", channel_axis=-1)
+    blind = restore.denoise(noisy, channel_axis=-1)
+    one = restore.denoise(noisy, noise="gaussian:20", channel_axis=-1)  # one std for all: wrong for R and B
+    assert psnr(per, clean) > psnr(noisy, clean) + 8.0
+    assert psnr(per, clean) > psnr(one, clean) + 0.5
+    assert abs(psnr(blind, clean) - psnr(per, clean)) < 0.3
+    with pytest.raises(ValueError, match="three for an RGB"):
+        restore.denoise(noisy[..., 0], noise="gaussian:8,20,40")
+
+
 def test_opponent_transform_is_orthonormal_and_invertible():
     import torch
 

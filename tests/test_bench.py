@@ -61,3 +61,16 @@ def test_bench_families_and_anchor_reuse(tmp_path, eval_folder, tiny_model):
     other = bench_synthetic([str(eval_folder)], [0.02], ["skimage-wavelet"], seed=1, noise="poisson",
                             reuse=[str(src)], log=lambda *a: None)
     assert "reused_from" not in other["rows"][0]
+
+
+def test_gaussian_rgb_bench_noise_has_its_std_per_channel_and_known_spec():
+    from restore.bench import _noise_arg, noisy_copy, rgb_sigmas
+
+    clean = np.full((200, 200, 3), 0.5, np.float32)
+    y = noisy_copy(clean, 30 / 255, 0, "x", 0, "gaussian-rgb")
+    assert np.allclose((y - clean).std(axis=(0, 1)) * 255, [15, 30, 45], rtol=0.03)
+    assert _noise_arg("gaussian-rgb", 30 / 255, True) == "gaussian:15,30,45"
+    assert _noise_arg("gaussian-rgb", 30 / 255, False) is None
+    assert rgb_sigmas(2.0) == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="RGB"):
+        noisy_copy(clean[..., :1], 0.1, 0, "x", 0, "gaussian-rgb")

@@ -46,6 +46,12 @@ def read_model(path: str | Path) -> tuple[dict, dict]:
     return state, json.loads(header["meta"])
 
 
+def model_noise(meta: dict) -> str:
+    """The noise family a model written by :func:`save_model` was trained for: the method's own
+    ``noise`` parameter (Poisson/Gamma-aware methods record it), else the recipe's, else Gaussian."""
+    return meta.get("method_params", {}).get("noise") or meta.get("noise") or "gaussian"
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Atomically write a resume checkpoint (tensors and plain Python values)."""
     atomic_write(str(path), lambda tmp: torch.save(state, tmp))
