@@ -89,8 +89,9 @@ class NoisyFolder:
         batch_size: patches per batch.
         sigma: the known Gaussian noise level in [0, 1] units, or None to
             estimate it per image once at load time.
-        noise: ``"gaussian"``, ``"poisson"``, ``"gamma"`` or
-            ``"poisson-gaussian"``.  Poisson-Gaussian images are variance-
+        noise: ``"gaussian"``, ``"poisson"``, ``"gamma"``,
+            ``"poisson-gaussian"``, or ``"real"`` (no noise model: for the
+            blind-spot methods; batches carry ``level`` 0).  Poisson-Gaussian images are variance-
             stabilised once at load time (generalised Anscombe transform,
             scaled to ~[0, 1]) and then served as Gaussian data with
             ``sigma = sqrt(gain)/2``: a Gaussian model learns them.
@@ -102,7 +103,9 @@ class NoisyFolder:
                  noise: str = "gaussian", level=None):
         self.images, made_grey = load_folder(path, channels, min_size=patch)
         self.patch, self.batch_size = patch, batch_size
-        if noise == "gaussian":
+        if noise == "real":  # model-free methods (blind-spot family): no noise parameter at all
+            levels = [0.0] * len(self.images)
+        elif noise == "gaussian":
             if sigma is not None and made_grey:
                 sigma = sigma * float(np.linalg.norm(LUMA))  # noise std after the grey conversion
             if sigma is None:

@@ -58,28 +58,32 @@ class Restorer:
 
     @property
     def multiple(self) -> int:
-        return int(getattr(self.net, "multiple", 1))
+        return self.method.input_multiple(self.net)
 
-    def __call__(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def __call__(self, y: torch.Tensor, sigma: torch.Tensor, origins=None) -> torch.Tensor:
         if self.device.type == "cpu":
             y = y.contiguous(memory_format=torch.channels_last)
-        return self.method.restore(self.net, y, sigma.reshape(-1).type_as(y))
+        extra = {"origins": origins} if self.method.uses_origins else {}
+        return self.method.restore(self.net, y, sigma.reshape(-1).type_as(y), **extra)
 
     def run(self, y: torch.Tensor | np.ndarray, sigma: float, *, tile: int | None = DEFAULT_TILE,
-            overlap: int = DEFAULT_OVERLAP, batch_size: int = 4, progress=None, ensemble: bool = False):
+            overlap: int = DEFAULT_OVERLAP, batch_size: int = 4, progress=None, ensemble: bool = False,
+            window: str = "hann"):
         """Restore one image ``(C, H, W)`` (tensor or numpy/memmap) tile by tile.
 
         ``ensemble``: average the estimates of the 8 flips/90-degree rotations of
-        each tile (geometric self-ensemble; 8x the compute).
+        each tile (geometric self-ensemble; 8x the compute).  ``window``: tile
+        blending (:func:`restore.tiling.tiled_apply`; ``"crop"`` is exact for
+        an overlap of at least twice the receptive-field radius).
         """
 
-        def one(batch: torch.Tensor) -> torch.Tensor:
+        def one(batch: torch.Tensor, origins=None) -> torch.Tensor:
             s = torch.full((batch.shape[0],), float(sigma), dtype=batch.dtype, device=batch.device)
-            return self(batch, s)
+            return self(batch, s, origins)
 
-        def fn(batch: torch.Tensor) -> torch.Tensor:
+        def fn(batch: torch.Tensor, origins=None) -> torch.Tensor:
             if not ensemble:
-                return one(batch)
+                return one(batch, origins)
             acc = torch.zeros_like(batch)
             for k in range(4):
                 for flip in (False, True):
@@ -90,8 +94,9 @@ class Restorer:
                     acc += torch.rot90(out, -k, dims=(-2, -1))
             return acc / 8
 
-        return tiled_apply(fn, y, tile=tile, overlap=overlap, window="hann", batch_size=batch_size,
-                           multiple=self.multiple, device=self.device, progress=progress)
+        return tiled_apply(fn, y, tile=tile, overlap=overlap, window=window, batch_size=batch_size,
+                           multiple=self.multiple, device=self.device, progress=progress,
+                           origins=self.method.uses_origins)
 
 
 def load(model: str | Path | None = None, *, channels: int = 1, method: str = "default",

@@ -220,6 +220,7 @@ def tiled_apply(
     out: Optional[Array] = None,
     out_channels: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    origins: bool = False,
 ) -> Array:
     """Apply ``fn`` to ``x`` tile by tile and blend the tiles.
 
@@ -255,6 +256,10 @@ def tiled_apply(
             Default: taken from the first ``fn`` output.
         progress: optional ``callable(done_tiles, total_tiles)`` called after
             each batch.
+        origins: if True, ``fn`` is called as ``fn(batch, origins=[(row, col), ...])``
+            with the global top-left pixel of each tile (for methods whose
+            randomness is a function of image coordinates, so tiled and
+            whole-image runs agree).
 
     Returns:
         ``out`` if given; otherwise a float32 array of shape ``(C', H, W)`` or
@@ -352,7 +357,7 @@ def tiled_apply(
     def _flush(batch: list[tuple[int, int, int, torch.Tensor]]) -> None:
         inp = torch.stack([b[3] for b in batch])
         with torch.inference_mode():
-            y = fn(inp)
+            y = fn(inp, origins=[(rows[i], cols[j]) for _, i, j, _ in batch]) if origins else fn(inp)
         if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != len(batch) \
                 or tuple(y.shape[2:]) != (th, tw):
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

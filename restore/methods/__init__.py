@@ -4,5 +4,9 @@ from .n2s import Noise2Score
 from .n2v import Noise2Void
 from .gr2r import GR2R
 from .r2r import R2R
+from .apbsn import APBSN
+from .cbsn import CBSN
+from .sdap import SDAP
+from .laine19 import Laine19
 
-__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "Noise2Void", "R2R", "GR2R"]
+__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "Noise2Void", "R2R", "GR2R", "APBSN", "CBSN", "SDAP", "Laine19"]

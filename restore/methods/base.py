@@ -57,9 +57,17 @@ class Method:
         """
         raise NotImplementedError
 
+    #: True when ``restore`` takes ``origins`` (the global top-left pixel of each tile), for
+    #: randomness that is a function of image coordinates (tiled == whole-image output).
+    uses_origins = False
+
     def restore(self, net: nn.Module, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Estimate ``(N, C, H, W)`` from noisy ``y`` with noise level ``sigma`` (N,)."""
         return net(y, sigma)
+
+    def input_multiple(self, net: nn.Module) -> int:
+        """Spatial size multiple ``restore`` needs (tile origins are kept on this grid)."""
+        return int(getattr(net, "multiple", 1))
 
     def check_level(self, sigma: float) -> str | None:
         """A warning when ``sigma`` is outside what the model was trained for, else None."""

@@ -1,4 +1,7 @@
 """Network definitions (they know nothing of how they are trained)."""
-from .unet import CompactUNet, build_net
+from .registry import ARCHS, build_net, register_arch
+from .dbsn import DBSNl
+from .laine19 import BlindSpotUNet
+from .unet import CompactUNet
 
-__all__ = ["CompactUNet", "build_net"]
+__all__ = ["ARCHS", "BlindSpotUNet", "CompactUNet", "DBSNl", "build_net", "register_arch"]

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .registry import register_arch
+
 
 def _conv(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, padding=1)
@@ -33,6 +35,7 @@ class _Block(nn.Sequential):
         super().__init__(*layers)
 
 
+@register_arch
 class CompactUNet(nn.Module):
     """Pixel-unshuffle UNet with additive skips and a noise-level input plane.
 
@@ -115,12 +118,3 @@ class CompactUNet(nn.Module):
     def forward(self, y: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
         """Denoised estimate ``y - residual``, shape of ``y``."""
         return y - self.features(y, sigma)
-
-
-def build_net(config: dict) -> nn.Module:
-    """Build a network from :meth:`CompactUNet.config`-style dict."""
-    cfg = dict(config)
-    arch = cfg.pop("arch", "CompactUNet")
-    if arch != "CompactUNet":
-        raise ValueError(f"unknown network architecture {arch!r}; known: CompactUNet")
-    return CompactUNet(**cfg)
