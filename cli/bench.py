@@ -87,8 +87,8 @@ def run_bench(args) -> int:
         print(f"results: {_write_results(cfg, out)}")
         return 0
     if cfg.get("pairs"):
-        res = bench_pairs(*cfg["pairs"], [m for m in cfg["methods"] if m != "ours"], model=cfg.get("model"),
-                          limit=cfg.get("limit"), log=log)
+        res = bench_pairs(*cfg["pairs"], cfg["methods"], model=cfg.get("model"), limit=cfg.get("limit"),
+                          noise=cfg.get("noise", "gaussian"), log=log)
     else:
         res = bench_synthetic(cfg["data"], cfg["sigmas"], cfg["methods"], seed=cfg["seed"], model=cfg.get("model"),
                               limit=cfg.get("limit"), workers=cfg.get("workers") or default_workers(),

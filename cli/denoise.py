@@ -45,7 +45,7 @@ def run_denoise(args) -> int:
     parsed = parse_noise(args.noise)
     fam = family_of(parsed)
     est = "est" if parsed is None or isinstance(parsed, Blind) else "given"
-    pname = {"gaussian": "sigma", "poisson": "zeta", "poisson-gaussian": "gain", "gamma": "k"}[fam]
+    pname = {"gaussian": "sigma", "real": "sigma", "poisson": "zeta", "poisson-gaussian": "gain", "gamma": "k"}[fam]
     device = resolve_device(args.device)
     if args.model is not None:
         load(args.model, device=device)
@@ -76,10 +76,15 @@ def run_denoise(args) -> int:
             dt = time.perf_counter() - t0
             rec.update(output=str(dest), height=img.height, width=img.width, channels=img.channels,
                        dtype=str(img.dtype), alpha=img.alpha is not None, noise=fam,
-                       **({"sigma_255": _in_255(sigma)} if fam == "gaussian" else {pname: round(sigma, 6)}),
+                       **({"sigma_255": _in_255(sigma)} if pname == "sigma" else {pname: round(sigma, 6)}),
                        param_source=est, seconds=round(dt, 3), status="ok")
-            shown = (f"sigma={_in_255(sigma, 1)}/255".replace("[", "").replace("]", "").replace(" ", "")
-                     if fam == "gaussian" else f"{fam} {pname}={sigma:.4g}")
+            if sigma is None:
+                shown = "real noise, model-free"
+            elif pname == "sigma":
+                shown = ("" if fam == "gaussian" else f"{fam} ") + "sigma=" + \
+                    str(_in_255(sigma, 1)).strip("[]").replace(" ", "") + "/255"
+            else:
+                shown = f"{fam} {pname}={sigma:.4g}"
             tqdm.write(f"ok     {path}  {img.width}x{img.height}x{img.channels} {img.dtype}"
                        f"{' +alpha' if img.alpha is not None else ''}  {shown} ({est})"
                        f"  {dt:.2f}s  -> {dest}")
@@ -104,6 +109,8 @@ def run_denoise(args) -> int:
 
 def _in_255(sigma, digits: int = 2):
     """A sigma (or one per RGB channel) in 8-bit units."""
+    if sigma is None:
+        return None
     if isinstance(sigma, (int, float)):
         return round(sigma * 255, digits)
     return [round(v * 255, digits) for v in sigma]

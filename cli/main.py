@@ -18,7 +18,8 @@ def _add_denoise(sub) -> None:
     p.add_argument("--noise", default="auto",
                    help="'auto' (estimate a Gaussian sigma per image; RGB: one per channel when they differ), "
                         "gaussian[:SIGMA] with SIGMA in 8-bit units (e.g. 25; RGB: gaussian:R,G,B), "
-                        "poisson[:ZETA], poisson-gaussian[:GAIN,SIGMA] or gamma[:K]; no value = estimated")
+                        "poisson[:ZETA], poisson-gaussian[:GAIN,SIGMA] or gamma[:K]; no value = estimated; "
+                        "'real' for camera sRGB noise (spatially correlated)")
     p.add_argument("--model", default=None, help="a .safetensors model written by 'restore train'")
     p.add_argument("--tile", type=int, default=512, help="tile side in pixels (memory is bounded by the tile)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
@@ -57,9 +58,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--pairs", nargs=2, default=None, metavar=("NOISY_DIR", "GT_DIR"))
     p.add_argument("--sigmas", default=None, help="comma-separated noise levels: Gaussian sigmas in 8-bit units "
                    "(e.g. 15,25,50), Poisson gains zeta (0.01,0.05) or Gamma shapes k (100,50)")
-    p.add_argument("--noise", default=None, choices=["gaussian", "gaussian-rgb", "poisson", "gamma"],
+    p.add_argument("--noise", default=None, choices=["gaussian", "gaussian-rgb", "poisson", "gamma", "real"],
                    help="noise family added to the clean images (default gaussian; gaussian-rgb: RGB stds "
-                        "level x (0.5, 1, 1.5))")
+                        "level x (0.5, 1, 1.5); real: --pairs of real noisy photos, correlated noise)")
     p.add_argument("--reuse", nargs="+", default=None, metavar="JSON",
                    help="earlier bench results whose anchor rows (same seed, data, noise, level, images) "
                         "are reused instead of recomputed (BM3D is slow); reused rows say so")

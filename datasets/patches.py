@@ -208,4 +208,9 @@ def make_dataset(cfg: dict):
             sigma = cfg.get("sigma")
             return NoisyFolder(cfg["path"], sigma=None if sigma is None else sigma / 255.0, **common)
         return NoisyFolder(cfg["path"], noise=noise, level=cfg.get("level"), **common)
-    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy' or 'synthetic'")
+    if kind == "real-pd":  # real camera noise, PD sub-images as grey Gaussian data (datasets/real.py)
+        from .real import PDSubimages
+
+        return PDSubimages(cfg["path"], patch=common["patch"], batch_size=common["batch_size"],
+                           stride=int(cfg.get("stride", 2)), sigma_scale=float(cfg.get("sigma_scale", 1.6)))
+    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic' or 'real-pd'")

@@ -282,13 +282,33 @@ def bench_synthetic(folders: list[str], sigmas: list[float], methods: list[str],
     return {"rows": rows, "skipped": skipped}
 
 
-def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, limit=None, log=print) -> dict:
-    """Real noisy/GT pairs (sorted order): PSNR/SSIM with the noise level estimated."""
+def _pair_key(name: str) -> str:
+    import re
+
+    stem = Path(name).stem.lower()
+    return re.sub(r"(^|[_\-. ])(noisy|gt|clean|mean|ref)(?=$|[_\-. ])", r"\1", stem).strip("_-. ")
+
+
+def pair_images(noisy: list, gts: list, noisy_dir: str, gt_dir: str) -> tuple[list, list]:
+    """Match noisy and reference images by name with the words noisy/gt/clean/mean/ref removed
+    (``NOISY_3.png`` <-> ``GT_3.png``); reference images without a partner are ignored."""
+    by_key = {_pair_key(n): (n, im) for n, im in gts}
+    missing = [n for n, _ in noisy if _pair_key(n) not in by_key]
+    if missing:
+        raise ValueError(f"{noisy_dir}: no reference in {gt_dir} for {', '.join(missing[:3])}"
+                         f"{' ...' if len(missing) > 3 else ''} (names must match up to noisy/gt/clean)")
+    return noisy, [by_key[_pair_key(n)] for n, _ in noisy]
+
+
+def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, limit=None, noise: str = "gaussian",
+                log=print) -> dict:
+    """Real noisy/GT pairs (sorted order): PSNR/SSIM, noise parameters estimated.
+
+    ``ours`` (and ``LABEL=MODEL`` columns) run with ``noise`` (``"real"``: correlated camera
+    noise, :func:`restore.api.denoise_chw`); anchors get the wavelet-MAD sigma of the image."""
     from restore.noise import estimate_sigma
 
-    noisy_imgs, gts = load_clean(noisy_dir, limit), load_clean(gt_dir, limit)
-    if len(noisy_imgs) != len(gts):
-        raise ValueError(f"{noisy_dir} has {len(noisy_imgs)} images but {gt_dir} has {len(gts)}")
+    noisy_imgs, gts = pair_images(load_clean(noisy_dir, limit), load_clean(gt_dir), noisy_dir, gt_dir)
     per = {m: [] for m in methods}
     for (name, y), (_, gt) in zip(noisy_imgs, gts):
         s = float(estimate_sigma(y.transpose(2, 0, 1)[None].copy())[0])
@@ -298,13 +318,21 @@ def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, 
             elif m in ANCHORS:
                 x, dt = run_anchor(m, y, s)
             else:
-                x, dt, s = _ours(y, None, model)
-            per[m].append({"image": name, "psnr": psnr(x, gt), "ssim": ssim(x, gt), "seconds": dt})
-    rows = [{"data": Path(noisy_dir).parent.name, "sigma": "est", "method": m,
-             "psnr": float(np.mean([r["psnr"] for r in recs])), "ssim": float(np.mean([r["ssim"] for r in recs])),
-             "images": recs} for m, recs in per.items()]
-    for r in rows:
-        log(f"{r['data']:8s} {r['method']:16s} PSNR {r['psnr']:6.2f}  SSIM {r['ssim']:.4f}")
+                x, dt, _ = _ours(y, None if noise == "gaussian" else noise, m.partition("=")[2] or model,
+                                 ensemble=m == "ours-x8")
+            per[m].append({"image": name, "psnr": psnr(x, gt), "ssim": ssim(x, gt), "seconds": dt,
+                           "megapixels": y.shape[0] * y.shape[1] / 1e6})
+    rows = []
+    for m, recs in per.items():
+        mp = sum(r["megapixels"] for r in recs)
+        row = {"data": Path(noisy_dir).parent.name, "noise": noise, "sigma": "est", "method": m.partition("=")[0],
+               "psnr": float(np.mean([r["psnr"] for r in recs])), "ssim": float(np.mean([r["ssim"] for r in recs])),
+               "ms_per_mp": 1000 * sum(r["seconds"] for r in recs) / mp, "images": recs}
+        if "=" in m:
+            row["model"] = m.partition("=")[2]
+        rows.append(row)
+        log(f"{row['data']:8s} {row['method']:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}  "
+            f"{row['ms_per_mp']:9.1f} ms/MP")
     return {"rows": rows, "skipped": {}}
 
 
