@@ -42,6 +42,16 @@ def run_denoise(args) -> int:
     # everything that is the same for every file is checked once, up front (usage errors: exit 2)
     if args.tile < 16 or not 0 <= args.overlap < args.tile // 2:
         raise ValueError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile/2")
+    fit_info = None
+    if getattr(args, "fit", False):
+        if args.model is not None or args.noise != "auto":
+            raise ValueError("--fit trains its own model and picks the noise route; drop --model / --noise")
+        from restore.adapt import fit_to_images
+
+        fitted = Path(args.output) / "restore-fit.safetensors"
+        args.noise, fit_info = fit_to_images([f for f, _ in pairs], fitted, minutes=args.minutes)
+        args.model = str(fitted)
+        fit_info["model"] = str(fitted)
     parsed = parse_noise(args.noise)
     fam = family_of(parsed)
     est = "est" if parsed is None or isinstance(parsed, Blind) else "given"
@@ -100,7 +110,8 @@ def run_denoise(args) -> int:
     report = Path(args.json) if args.json else out_dir / "summary.json"
     summary = {"inputs": len(records), "ok": ok, "failed": failed, "device": str(device),
                "noise": args.noise, "method": args.method, "model": args.model or "shipped default",
-               "seconds": round(sum(r.get("seconds", 0) for r in records), 3), "files": records}
+               "seconds": round(sum(r.get("seconds", 0) for r in records), 3),
+               **({"fit": fit_info} if fit_info else {}), "files": records}
     report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report, json.dumps(summary, indent=2))
     print(f"{ok} of {len(records)} images denoised into {out_dir}/ ({failed} failed); summary: {report}")

@@ -28,6 +28,11 @@ def _add_denoise(sub) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", default=None, help="summary report path (default: OUTPUT/summary.json)")
     p.add_argument("--suffix", default="", help="text added to output file names (default: none)")
+    p.add_argument("--fit", action="store_true",
+                   help="first train a model on these noisy images themselves (self-supervised, from the shipped "
+                        "default; correlated camera noise is detected), save it as OUTPUT/restore-fit.safetensors, "
+                        "then denoise them with it")
+    p.add_argument("--minutes", type=float, default=10.0, help="training time for --fit (default 10)")
 
 
 def _add_train(sub) -> None:

@@ -63,3 +63,36 @@ def test_noisy_and_reference_images_pair_by_name():
     assert [v for _, v in g] == ["a", "b"]
     with pytest.raises(ValueError, match="no reference"):
         pair_images([("NOISY_3.png", 3)], gts, "n", "g")
+
+
+@pytest.mark.parametrize("sigma255", [5, 15, 40])
+def test_noise_correlation_separates_white_from_correlated_noise(sigma255):
+    from restore.adapt import CORRELATION_THRESHOLD, noise_correlation
+
+    clean = _astronaut()
+    white = clean + sigma255 / 255 * np.random.default_rng(1).standard_normal(clean.shape)
+    assert noise_correlation(white) < CORRELATION_THRESHOLD
+    assert noise_correlation(_correlated(clean, sigma255 / 255)) > CORRELATION_THRESHOLD
+
+
+def test_denoise_fit_trains_on_the_inputs_saves_the_model_and_uses_it(tmp_path):
+    import json
+
+    from restore.io import write_image
+    from restore.train import read_model
+
+    clean = _astronaut()
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        write_image(src / f"img{k}.png", np.clip(_correlated(clean, 12 / 255, seed=k), 0, 1).transpose(1, 2, 0))
+    (src / "broken.png").write_bytes(b"not a png")
+    from cli.main import main
+
+    rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "--fit", "--minutes", "0.05"])
+    assert rc == 1  # the broken file is reported, the others denoised
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["ok"] == 2 and summary["fit"]["route"] == "correlated" and summary["fit"]["steps"] > 0
+    _, meta = read_model(tmp_path / "out" / "restore-fit.safetensors")
+    assert meta["recipe"]["data"]["kind"] == "real-pd" and meta["recipe"]["init_sha256"]
+    assert main(["denoise", str(src), "-o", str(tmp_path / "o2"), "--fit", "--noise", "gaussian:10"]) == 2
