@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FAMILIES = ("gaussian", "poisson", "gamma", "poisson-gaussian")
+FAMILIES = ("gaussian", "poisson", "gamma", "poisson-gaussian", "real")
 
 
 def build_recipe(method: str, *, output: str | Path = "model.safetensors", recipe: str | Path | None = None,
@@ -47,8 +47,8 @@ def build_recipe(method: str, *, output: str | Path = "model.safetensors", recip
     if noise:
         kind, _, value = noise.strip().lower().partition(":")
         if kind not in FAMILIES:
-            raise ValueError(f"--noise {noise}: use gaussian[:SIGMA], poisson[:ZETA], gamma[:K] or "
-                             "poisson-gaussian[:GAIN,SIGMA]")
+            raise ValueError(f"--noise {noise}: use gaussian[:SIGMA], poisson[:ZETA], gamma[:K], "
+                             "poisson-gaussian[:GAIN,SIGMA] or real (camera noise, for apbsn/cbsn/sdap)")
         d["noise"] = kind
         r["noise"] = "gaussian" if kind == "poisson-gaussian" else kind  # PG is trained as Gaussian after the GAT
         if kind in ("poisson", "gamma") and method in ("n2s", "gr2r"):
