@@ -77,7 +77,34 @@ def test_losses_run_and_short_training_beats_the_noisy_input(name, camera):
     assert psnr(x.numpy(), clean.numpy()) > psnr(y.numpy(), clean.numpy()) + 1.0
 
 
-def test_training_patches_must_fit_the_stride():
+def test_training_patches_are_cropped_to_the_stride():
+    from restore.blindspot import crop_to_multiple
+
+    x = torch.rand(1, 1, 32, 33)
+    assert torch.equal(crop_to_multiple(x, 5), x[..., :30, :30])
     m = get_method("apbsn", net_config=TINY)
-    with pytest.raises(ValueError, match="multiples of pd_train=5"):
-        m.loss(m.build_net(1), {"noisy": torch.rand(1, 1, 32, 32)})
+    assert torch.isfinite(m.loss(m.build_net(1), {"noisy": x}))
+    with pytest.raises(ValueError, match="smaller than the stride"):
+        crop_to_multiple(torch.rand(1, 1, 4, 9), 5)
+
+
+def test_train_a_real_noise_model_then_denoise_with_it_model_free(tmp_path, camera):
+    import restore
+    from restore.api import denoise_chw
+    from restore.io import write_image
+    from restore.train import model_noise, read_model
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    chw = torch.from_numpy(np.stack([camera] * 3))
+    for k in range(2):
+        write_image(data / f"p{k}.png", np.clip(_correlated_noisy(chw, 0.05, seed=k).numpy().transpose(1, 2, 0), 0, 1))
+    out = tmp_path / "sdap.safetensors"
+    restore.fit("sdap", data=data, noise="real", output=out, steps=2)
+    _, meta = read_model(out)
+    assert model_noise(meta) == "real" and meta["net"]["arch"] == "DBSNl" and meta["net"]["channels"] == 3
+    y = chw[:, :64, :80].contiguous()
+    x, sigma = denoise_chw(y, noise="real", model=out, device="cpu")
+    assert x.shape == y.shape and sigma is None
+    with pytest.raises(ValueError, match="trained for real noise"):
+        denoise_chw(y, noise="auto", model=out, device="cpu")

@@ -43,6 +43,15 @@ def pad_to_multiple(x: torch.Tensor, s: int, mode: str = "reflect") -> tuple[tor
     return x, (h, w)
 
 
+def crop_to_multiple(x: torch.Tensor, s: int) -> torch.Tensor:
+    """The top-left part of ``x`` (N, C, H, W) whose sides are multiples of ``s`` (training
+    patches of any size then fit a stride); raises if a side is shorter than ``s``."""
+    h, w = x.shape[-2:]
+    if h < s or w < s:
+        raise ValueError(f"patch {h}x{w} is smaller than the stride {s}")
+    return x[..., : h // s * s, : w // s * s]
+
+
 def pd_down(x: torch.Tensor, s: int, pad: int = 0) -> torch.Tensor:
     """Mosaic PD: ``(N, C, H, W)`` -> ``(N, C, s*(H/s + 2 pad), s*(W/s + 2 pad))``.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from restore.blindspot import pd_down, pd_up
+from restore.blindspot import crop_to_multiple, pd_down, pd_up
 from restore.blindspot.inference import pd_apply, r3_refine
 from restore.nets import DBSNl
 
@@ -80,8 +80,6 @@ class APBSN(DownsampledBSN):
         return {**super().params(), "pd_train": self.pd_train}
 
     def loss(self, net, batch, *, progress=0.0, generator=None):
-        y = batch["noisy"]
         a = self.pd_train
-        if y.shape[-1] % a or y.shape[-2] % a:
-            raise ValueError(f"AP-BSN training patches must be multiples of pd_train={a}; got {tuple(y.shape[-2:])}")
+        y = crop_to_multiple(batch["noisy"], a)
         return (pd_up(net(pd_down(y, a, self.pd_pad)), a, self.pd_pad) - y).abs().mean()

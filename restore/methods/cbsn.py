@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from restore.blindspot import pd_down, pd_up, random_subsample, subsample_at
+from restore.blindspot import crop_to_multiple, pd_down, pd_up, random_subsample, subsample_at
 from restore.nets import DBSNl
 
 from .base import Method, register
@@ -49,10 +49,8 @@ class CBSN(Method):
                 "noise": self.noise}
 
     def loss(self, net, batch, *, progress=0.0, generator=None):
-        y = batch["noisy"]
-        a, m = self.pd_train, math.lcm(self.pd_train, 2)
-        if y.shape[-1] % m or y.shape[-2] % m:
-            raise ValueError(f"C-BSN training patches must be multiples of {m}; got {tuple(y.shape[-2:])}")
+        a = self.pd_train
+        y = crop_to_multiple(batch["noisy"], math.lcm(a, 2))
         blind = (pd_up(net(pd_down(y, a, self.pd_pad)), a, self.pd_pad) - y).abs().mean()
         s = min(1.0, progress / self.ramp) if self.ramp > 0 else 1.0
         if s == 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from restore.blindspot import random_subsamples
+from restore.blindspot import crop_to_multiple, random_subsamples
 
 from .apbsn import DownsampledBSN
 from .base import register
@@ -32,10 +32,8 @@ class SDAP(DownsampledBSN):
         return {**super().params(), "stride": self.stride}
 
     def loss(self, net, batch, *, progress=0.0, generator=None):
-        y = batch["noisy"]
         s = self.stride
-        if y.shape[-1] % s or y.shape[-2] % s:
-            raise ValueError(f"SDAP training patches must be multiples of stride={s}; got {tuple(y.shape[-2:])}")
+        y = crop_to_multiple(batch["noisy"], s)
         subs = random_subsamples(y, s, generator)  # (N, s^2, C, h, w)
         n, k, c, h, w = subs.shape
         pred = net(subs.reshape(n * k, c, h, w)).reshape(n, k, c, h, w)
