@@ -4,12 +4,13 @@ The route is chosen by a measured rule on the images themselves
 (:func:`noise_correlation`): camera sRGB noise is spatially correlated (the
 ISP's demosaicking and filtering), synthetic and RAW-like noise is not.
 
-* correlated: the shipped Gaussian model is trained further with its own
-  loss (level-conditioned Noise2Score) on the pixel-shuffle sub-images of the
-  images (``data.kind: real-pd``, :class:`datasets.real.PDSubimages`), and
-  then used with ``--noise real`` (:func:`restore.realnoise.pd_gaussian`);
-* pixel-independent: the same model trained further on the images as they
-  are (grey, sigma estimated per image), then used with ``--noise auto``.
+* correlated: the shipped Gaussian model is trained further with
+  Neighbor2Neighbor's loss (no noise model: :mod:`restore.methods.nb2nb`) on the
+  pixel-shuffle sub-images of the images (``data.kind: real-pd``,
+  :class:`datasets.real.PDSubimages`), and then used with ``--noise real``
+  (:func:`restore.realnoise.pd_gaussian`);
+* pixel-independent: the same on the images as they are (grey, sigma
+  estimated per image), then used with ``--noise auto``.
 
 Both start from the shipped default (a warm start: minutes of CPU adapt it to
 the images' content and noise instead of learning from nothing); nothing but
@@ -57,29 +58,32 @@ def choose_route(images: list[np.ndarray]) -> tuple[str, float]:
 
 
 def fit_recipe(files: list[Path], route: str, minutes: float, *, patch: int = 96, batch_size: int = 8,
-               lr: float = 1e-4, seed: int = 0) -> dict:
-    """The training recipe ``--fit`` runs: the shipped grey default, trained further for
-    ``minutes`` at a constant learning rate on ``files``."""
+               lr: float = 1e-4, seed: int = 0, seconds_per_step: float = 0.3) -> dict:
+    """The training recipe ``--fit`` runs: the shipped grey default trained further for ``minutes``
+    at a constant learning rate on ``files`` with Neighbor2Neighbor's loss, which needs no noise
+    model (real noise is heteroscedastic: Noise2Score/R2R targets with one sigma per image are biased,
+    measured 27.99 dB vs 33.64 on sidd12).  The network keeps its sigma input as the level inference
+    will give it (correlated route: the sub-images' sigma x ``REAL_SIGMA_SCALE``; white: the estimate).
+    ``steps`` (the span of the regulariser's ramp) is the budget over ``seconds_per_step``."""
+    from restore.api import REAL_SIGMA_SCALE
     from restore.train import read_model
     from restore.weights import default_weights
 
     init = default_weights("default", 1, "gaussian")
     _, meta = read_model(init)
-    # Training labels each sub-image with its *estimated* sigma (scale 1): Noise2Score/R2R targets are
-    # unbiased only when the label is the noise's true std (a label above it -- the 1.6 inference uses
-    # to over-smooth -- makes the recorrupted input and target anti-correlated: 27.76 dB vs 33.64 on sidd12).
-    data = ({"kind": "real-pd", "stride": 2, "sigma_scale": 1.0} if route == "correlated"
+    data = ({"kind": "real-pd", "stride": 2, "sigma_scale": REAL_SIGMA_SCALE} if route == "correlated"
             else {"kind": "noisy", "channels": 1})
     return {
         "name": f"fit-{route}",
-        "method": meta["method"],
-        "method_params": {k: v for k, v in meta["method_params"].items() if k not in ("level_min", "level_range")},
+        "method": "nb2nb",
+        "method_params": {"gamma_max": 2.0},
         "noise": "gaussian",
         "init": str(init),
         "net": {k: v for k, v in meta["net"].items() if k not in ("arch", "channels")},
         "data": {**data, "path": [str(f) for f in files], "patch": patch, "batch_size": batch_size},
-        "train": {"steps": 10**6, "minutes": float(minutes), "lr": lr, "lr_min": lr, "warmup": 50,
-                  "ema_decay": 0.995, "seed": seed, "checkpoint_every": 200, "log_every": 100},
+        "train": {"steps": max(100, int(minutes * 60 / seconds_per_step)), "minutes": float(minutes), "lr": lr,
+                  "lr_min": lr, "warmup": 50, "ema_decay": 0.995, "seed": seed, "checkpoint_every": 200,
+                  "log_every": 100},
     }
 
 
@@ -103,7 +107,7 @@ def fit_to_images(files: list[Path], output: str | Path, *, minutes: float = 10.
         raise ValueError("--fit: no readable image of at least 64x64 pixels to train on")
     route, ratio = choose_route(images)
     smallest = min(min(im.shape[1:]) for im in images)
-    patch = min(96, (smallest // 2 if route == "correlated" else smallest) // 8 * 8)
+    patch = max(32, min(96, (smallest // 2 if route == "correlated" else smallest) // 32 * 32))
     recipe = fit_recipe(good, route, minutes, patch=patch)
     log(f"fit: {len(good)} images, noise {'spatially correlated' if route == 'correlated' else 'pixel-independent'} "
         f"(ratio {ratio:.2f}, threshold {CORRELATION_THRESHOLD}); training {recipe['method']} from the shipped "

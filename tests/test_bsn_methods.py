@@ -108,3 +108,28 @@ def test_train_a_real_noise_model_then_denoise_with_it_model_free(tmp_path, came
     assert x.shape == y.shape and sigma is None
     with pytest.raises(ValueError, match="trained for real noise"):
         denoise_chw(y, noise="auto", model=out, device="cpu")
+
+
+def test_neighbor2neighbor_pairs_are_adjacent_and_training_helps(camera):
+    from restore.methods.nb2nb import neighbour_pair
+
+    i1, i2 = neighbour_pair((4, 1, 32, 32), torch.Generator().manual_seed(0))
+    dy, dx = (i1 // 2 - i2 // 2).abs(), (i1 % 2 - i2 % 2).abs()
+    assert torch.equal(dy + dx, torch.ones_like(dy))  # horizontal or vertical neighbours, never diagonal
+    torch.manual_seed(0)
+    m = get_method("nb2nb", net_config={"widths": [16, 32], "depth": 1, "cond": False})
+    net = m.build_net(1)
+    clean = torch.from_numpy(np.ascontiguousarray(camera))[None, None]
+    y = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    for step in range(120):
+        i, j = torch.randint(0, 256 - 64, (2,), generator=g).tolist()
+        loss = m.loss(net, {"noisy": y[..., i : i + 64, j : j + 64].repeat(2, 1, 1, 1)}, progress=step / 120,
+                      generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        x = m.restore(net, y, None)
+    assert psnr(x.numpy(), clean.numpy()) > psnr(y.numpy(), clean.numpy()) + 2.0

@@ -94,5 +94,5 @@ def test_denoise_fit_trains_on_the_inputs_saves_the_model_and_uses_it(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["ok"] == 2 and summary["fit"]["route"] == "correlated" and summary["fit"]["steps"] > 0
     _, meta = read_model(tmp_path / "out" / "restore-fit.safetensors")
-    assert meta["recipe"]["data"]["kind"] == "real-pd" and meta["recipe"]["init_sha256"]
+    assert meta["recipe"]["data"]["kind"] == "real-pd" and meta["method"] == "nb2nb" and meta["recipe"]["init_sha256"]
     assert main(["denoise", str(src), "-o", str(tmp_path / "o2"), "--fit", "--noise", "gaussian:10"]) == 2
