@@ -26,6 +26,9 @@ import numpy as np
 #: Above this median ratio var(lag-2 difference) / var(lag-1 difference) in the flattest blocks,
 #: the noise is taken as spatially correlated (white noise: ~1.0-1.1 on most images; sidd12 1.46-2.37).
 CORRELATION_THRESHOLD = 1.4
+#: PD stride of the sub-images --fit trains on (correlated route): neighbours this far apart must carry
+#: independent noise for Neighbor2Neighbor's target to be unbiased.
+FIT_STRIDE = 4
 
 
 def noise_correlation(y: np.ndarray, block: int = 16, quantile: float = 0.2) -> float:
@@ -71,7 +74,7 @@ def fit_recipe(files: list[Path], route: str, minutes: float, *, patch: int = 96
 
     init = default_weights("default", 1, "gaussian")
     _, meta = read_model(init)
-    data = ({"kind": "real-pd", "stride": 2, "sigma_scale": REAL_SIGMA_SCALE} if route == "correlated"
+    data = ({"kind": "real-pd", "stride": FIT_STRIDE, "sigma_scale": REAL_SIGMA_SCALE} if route == "correlated"
             else {"kind": "noisy", "channels": 1})
     return {
         "name": f"fit-{route}",
@@ -107,7 +110,7 @@ def fit_to_images(files: list[Path], output: str | Path, *, minutes: float = 10.
         raise ValueError("--fit: no readable image of at least 64x64 pixels to train on")
     route, ratio = choose_route(images)
     smallest = min(min(im.shape[1:]) for im in images)
-    patch = max(32, min(96, (smallest // 2 if route == "correlated" else smallest) // 32 * 32))
+    patch = max(32, min(96, (smallest // FIT_STRIDE if route == "correlated" else smallest) // 32 * 32))
     recipe = fit_recipe(good, route, minutes, patch=patch)
     log(f"fit: {len(good)} images, noise {'spatially correlated' if route == 'correlated' else 'pixel-independent'} "
         f"(ratio {ratio:.2f}, threshold {CORRELATION_THRESHOLD}); training {recipe['method']} from the shipped "
