@@ -42,7 +42,7 @@ def test_real_noise_route_beats_the_white_noise_route_on_correlated_noise():
 
 
 def test_pd_training_images_have_opponent_channels_and_scaled_sigmas():
-    from datasets.real import pd_training_images
+    from restore.datasets.real import pd_training_images
 
     clean = np.full((3, 192, 192), 0.5, np.float32)
     y = clean + 0.04 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
@@ -87,7 +87,7 @@ def test_denoise_fit_trains_on_the_inputs_saves_the_model_and_uses_it(tmp_path):
     for k in range(2):
         write_image(src / f"img{k}.png", np.clip(_correlated(clean, 12 / 255, seed=k), 0, 1).transpose(1, 2, 0))
     (src / "broken.png").write_bytes(b"not a png")
-    from cli.main import main
+    from restore.cli.main import main
 
     rc = main(["denoise", str(src), "-o", str(tmp_path / "out"), "--fit", "--minutes", "0.05"])
     assert rc == 1  # the broken file is reported, the others denoised
