@@ -4,7 +4,7 @@ blind-spot network on real, spatially correlated sRGB noise.
 Training: ``L = || PD_a^-1(BSN(PD_a(y))) - y ||_1`` with a large stride ``a``
 (5: the noise of neighbouring sub-image pixels is nearly independent, so the
 blind spot's assumption holds).  Inference with a small stride ``b`` (2: less
-aliasing), then a refinement (``refine``):
+aliasing), then a refinement (``refine``, default ``"e"``; the paper uses R^3):
 
 * ``"none"``: ``x0 = PD_b^-1(BSN(PD_b(y)))``;
 * ``"e"``: SDAP's enhancement pass, the BSN once more at full resolution on ``x0``;
@@ -36,7 +36,7 @@ class DownsampledBSN(Method):
     pd_test: int = 2
     pd_pad: int = 2
     pd_form: str = "mosaic"
-    refine: str = "r3"
+    refine: str = "e"  # measured (README, sidd12): E keeps most of R3's gain at a fifth of its time
     r3_passes: int = 8
     r3_p: float = 0.16
     noise: str = "real"
