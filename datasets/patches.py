@@ -129,6 +129,10 @@ class NoisyFolder:
                     t, levels[i] = to_unit_domain(gat(torch.from_numpy(im).double(), g, s), g)
                     stabilised.append(t.float().numpy())
                 self.images, noise = stabilised, "gaussian"
+        self._set_levels(levels, noise)
+
+    def _set_levels(self, levels, noise: str) -> None:
+        """Per-image noise parameters of ``self.images`` and what methods read from them."""
         self.noise = noise
         self.levels = np.array(levels, np.float32)
         self.sigmas = self.levels

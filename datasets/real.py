@@ -16,49 +16,37 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from restore.blindspot import pad_to_multiple, pd_to_batch
 from restore.color import opponent_sigmas, rgb_to_opponent
 
-from .patches import load_folder, random_patches
+from .patches import NoisyFolder, load_folder
 
 
 def pd_training_images(images: list[np.ndarray], stride: int, sigma_scale: float
                        ) -> tuple[list[np.ndarray], list[float]]:
     """Grey ``(1, h, w)`` training images and their sigmas from noisy ``(C, H, W)`` photos."""
-    from restore.realnoise import channel_sigmas
+    from restore.realnoise import pd_subimages
 
     out, sigmas = [], []
     for im in images:
-        t, _ = pad_to_multiple(torch.from_numpy(im)[None], stride)
-        for sub in pd_to_batch(t, stride):
-            s = [v * sigma_scale for v in channel_sigmas(sub)]
+        subs, used = pd_subimages(torch.from_numpy(im), stride, sigma_scale)
+        for sub, s in zip(subs, used):
             if sub.shape[0] == 3:
-                z, zs = rgb_to_opponent(sub), opponent_sigmas(s)
+                z = rgb_to_opponent(sub)
                 out += [z[k : k + 1].numpy() for k in range(3)]
-                sigmas += zs
+                sigmas += opponent_sigmas(s)
             else:
                 out.append(sub.numpy())
                 sigmas.append(s[0])
     return out, sigmas
 
 
-class PDSubimages:
+class PDSubimages(NoisyFolder):
     """Random patches of the PD sub-images (opponent channels for RGB) of a folder of real
-    noisy photos, each with its estimated sigma (see the module docstring)."""
-
-    noise = "gaussian"
+    noisy photos, each with its estimated sigma (see the module docstring); batches as
+    :class:`NoisyFolder`'s Gaussian ones."""
 
     def __init__(self, path, patch: int, batch_size: int, stride: int = 2, sigma_scale: float = 1.6):
         photos, _ = load_folder(path, 3, min_size=patch * stride)
         self.images, sig = pd_training_images(photos, stride, sigma_scale)
         self.patch, self.batch_size = patch, batch_size
-        self.levels = np.array(sig, np.float32)
-        self.sigmas = self.levels
-        self.sigma_min = float(self.levels.min())
-        self.level_range = (float(self.levels.min()), float(self.levels.max()))
-
-    def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        idx = rng.integers(len(self.images), size=self.batch_size)
-        noisy = np.concatenate([random_patches([self.images[i]], 1, self.patch, rng) for i in idx])
-        level = torch.from_numpy(self.levels[idx])
-        return {"noisy": torch.from_numpy(noisy), "sigma": level, "level": level}
+        self._set_levels(sig, "gaussian")

@@ -16,7 +16,8 @@ from torch import nn
 from restore.color import opponent_sigmas, opponent_to_rgb, rgb_to_opponent
 from restore.methods import Method, get_method
 from restore.nets import build_net
-from restore.noise import Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian, estimate_sigma, make_noise
+from restore.noise import (Gamma, Gaussian, NoiseModel, Poisson, PoissonGaussian, estimate_channel_sigmas,
+                           estimate_sigma, make_noise)
 from restore.noise.vst import through_gat
 from restore.tiling import tiled_apply
 from restore.train.checkpoint import model_noise, read_model
@@ -201,7 +202,7 @@ def gaussian_sigma(y_chw: torch.Tensor, noise: NoiseModel | None) -> float | tup
     if noise is None:
         if y_chw.shape[0] != 3:
             return float(estimate_sigma(y_chw[None])[0])
-        s = [float(estimate_sigma(y_chw[k : k + 1][None])[0]) for k in range(3)]
+        s = estimate_channel_sigmas(y_chw)
         return tuple(s) if max(s) > PER_CHANNEL_RATIO * max(min(s), 1e-8) else float(np.mean(s))
     if not isinstance(noise, Gaussian):
         raise NotImplementedError(
@@ -248,7 +249,8 @@ def denoise_chw(y: torch.Tensor | np.ndarray, *, noise=None, method: str = "defa
                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None,
                 ensemble: bool = False) -> tuple[torch.Tensor, float]:
     """Denoise a float ``(C, H, W)`` image; returns ``(x_hat, param)``: the Gaussian
-    sigma (a tuple of three for RGB noise with a std per channel), Poisson zeta / Poisson-Gaussian gain, or Gamma k used (given or estimated).
+    sigma (a tuple of three for RGB noise with a std per channel), Poisson zeta /
+    Poisson-Gaussian gain, or Gamma k used (given or estimated).
 
     Values are taken as [0, 1] intensities (noisy data may overshoot).  Float
     data far outside that range (below -3 or above 4, e.g. physical units) is

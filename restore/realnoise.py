@@ -24,14 +24,19 @@ from collections.abc import Callable
 import torch
 
 from restore.blindspot import pad_to_multiple, pd_from_batch, pd_to_batch
-from restore.noise import estimate_sigma
+from restore.noise import estimate_channel_sigmas
 
 GaussianDenoiser = Callable[[torch.Tensor, object], torch.Tensor]
 
 
-def channel_sigmas(y: torch.Tensor) -> list[float]:
-    """Wavelet-MAD noise std of each channel of ``y`` (C, H, W)."""
-    return [float(estimate_sigma(y[k : k + 1][None])[0]) for k in range(y.shape[0])]
+def pd_subimages(y: torch.Tensor, stride: int, sigma_scale: float) -> tuple[torch.Tensor, list[list[float]]]:
+    """The ``stride^2`` PD sub-images of ``y`` ``(C, H, W)`` (reflect-padded to a multiple), as
+    ``(stride^2, C, h, w)``, and each one's per-channel wavelet-MAD sigma x ``sigma_scale``."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    yp, _ = pad_to_multiple(y[None], stride)
+    subs = pd_to_batch(yp, stride)
+    return subs, [[v * sigma_scale for v in estimate_channel_sigmas(sub)] for sub in subs]
 
 
 def pd_gaussian(run_gaussian: GaussianDenoiser, y: torch.Tensor, *, stride: int = 2, sigma_scale: float = 1.3,
@@ -40,23 +45,11 @@ def pd_gaussian(run_gaussian: GaussianDenoiser, y: torch.Tensor, *, stride: int 
     per-channel sigmas x ``sigma_scale``) -> PD^-1 -> optional full-resolution pass at the
     residual noise level.  Returns ``(x_hat, sigma)``: the mean per-channel sigma used on the
     sub-images (``[0, 1]`` units)."""
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
     c, h, w = y.shape
-    yp, _ = pad_to_multiple(y[None], stride)
-    subs = pd_to_batch(yp, stride)
-    outs, used = [], []
-    for sub in subs:
-        s = [v * sigma_scale for v in channel_sigmas(sub)]
-        used.append(s)
-        outs.append(run_gaussian(sub, s if c == 3 else s[0]))
+    subs, used = pd_subimages(y, stride, sigma_scale)
+    outs = [run_gaussian(sub, s if c == 3 else s[0]) for sub, s in zip(subs, used)]
     x = pd_from_batch(torch.stack(outs), stride)[0, :, :h, :w]
     if enhance:
-        x = run_gaussian(x.contiguous(), _residual_sigma(x))
-    mean = torch.tensor(used).mean(0).tolist()
-    return x, mean
-
-
-def _residual_sigma(x: torch.Tensor):
-    s = channel_sigmas(x)
-    return s if x.shape[0] == 3 else s[0]
+        s = estimate_channel_sigmas(x)
+        x = run_gaussian(x.contiguous(), s if c == 3 else s[0])
+    return x, torch.tensor(used).mean(0).tolist()

@@ -37,3 +37,12 @@ def tiny_model(tmp_path_factory):
     }
     run_recipe(recipe, out, log=lambda *a: None)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny tensors), the previous count restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

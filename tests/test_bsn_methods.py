@@ -19,6 +19,20 @@ def _correlated_noisy(clean, sigma=0.08, seed=0):
     return clean + n
 
 
+def _train(m, net, y, *, steps: int, patch: int, lr: float) -> None:
+    """``steps`` Adam steps of ``m.loss`` on random ``patch``-crops of ``y`` (1, 1, H, W), batch 2."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        i, j = torch.randint(0, y.shape[-1] - patch, (2,), generator=g).tolist()  # square y
+        loss = m.loss(net, {"noisy": y[..., i : i + patch, j : j + patch].repeat(2, 1, 1, 1)},
+                      progress=step / steps, generator=g)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_coordinate_uniforms_depend_on_global_coordinates_only():
     whole = coordinate_uniform(40, 50, stream=3)
     part = coordinate_uniform(10, 20, (12, 25), stream=3)
@@ -62,16 +76,7 @@ def test_losses_run_and_short_training_beats_the_noisy_input(name, camera):
     net = m.build_net(1)
     clean = torch.from_numpy(np.ascontiguousarray(camera))[None, None]
     y = _correlated_noisy(clean, sigma=0.2)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    for step in range(200):
-        i, j = torch.randint(0, 256 - 60, (2,), generator=g).tolist()
-        loss = m.loss(net, {"noisy": y[..., i : i + 60, j : j + 60].repeat(2, 1, 1, 1)}, progress=step / 200,
-                      generator=g)
-        assert torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train(m, net, y, steps=200, patch=60, lr=3e-3)
     with torch.no_grad():
         x = m.restore(net, y, None)
     assert psnr(x.numpy(), clean.numpy()) > psnr(y.numpy(), clean.numpy()) + 1.0
@@ -121,15 +126,7 @@ def test_neighbor2neighbor_pairs_are_adjacent_and_training_helps(camera):
     net = m.build_net(1)
     clean = torch.from_numpy(np.ascontiguousarray(camera))[None, None]
     y = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    g = torch.Generator().manual_seed(0)
-    for step in range(120):
-        i, j = torch.randint(0, 256 - 64, (2,), generator=g).tolist()
-        loss = m.loss(net, {"noisy": y[..., i : i + 64, j : j + 64].repeat(2, 1, 1, 1)}, progress=step / 120,
-                      generator=g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train(m, net, y, steps=120, patch=64, lr=2e-3)
     with torch.no_grad():
         x = m.restore(net, y, None)
     assert psnr(x.numpy(), clean.numpy()) > psnr(y.numpy(), clean.numpy()) + 2.0

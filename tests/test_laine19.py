@@ -11,13 +11,7 @@ from restore.nets.laine19 import BlindSpotUNet
 from restore.nets.registry import build_net
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread, restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (16, 32)])  # square: batched rotations; non-square: one pass each

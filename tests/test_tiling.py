@@ -62,12 +62,7 @@ def _pad_to(x, mult):
     return F.pad(x, (0, pw, 0, ph), mode="reflect")
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 # --------------------------------------------------------------------------

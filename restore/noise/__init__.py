@@ -8,6 +8,7 @@
 from .base import NoiseModel, _as_param, _bcast
 from .estimate import (
     default_tv_grid,
+    estimate_channel_sigmas,
     estimate_sigma,
     estimate_sigma_mad,
     estimate_sigma_pca,
@@ -23,6 +24,7 @@ __all__ = [
     "Gamma",
     "make_noise",
     "estimate_sigma",
+    "estimate_channel_sigmas",
     "estimate_sigma_mad",
     "estimate_sigma_pca",
     "estimate_sigma_tv",

@@ -47,6 +47,7 @@ from torch import Tensor
 
 __all__ = [
     "estimate_sigma",
+    "estimate_channel_sigmas",
     "estimate_sigma_mad",
     "estimate_sigma_pca",
     "estimate_sigma_tv",
@@ -217,3 +218,8 @@ def estimate_sigma(y: ImageLike, method: str = "mad", **kwargs) -> Tensor:
     if fn is None:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(_METHODS)}")
     return fn(y, **kwargs)
+
+
+def estimate_channel_sigmas(y_chw: Tensor) -> list[float]:
+    """Wavelet-MAD noise std of each channel of one image ``(C, H, W)``, ``[0, 1]`` units."""
+    return [float(estimate_sigma(y_chw[k : k + 1][None])[0]) for k in range(y_chw.shape[0])]
