@@ -86,7 +86,13 @@ def run_bench(args) -> int:
         out.update(res)
         print(f"results: {_write_results(cfg, out)}")
         return 0
-    if cfg.get("pairs"):
+    if cfg.get("noise") == "sensor":
+        from restore.bench_raw import bench_raw
+
+        res = bench_raw(cfg["data"], cfg["sigmas"], cfg["methods"], profile=cfg.get("profile", "SonyA7S2"),
+                        ratio=float(cfg.get("ratio", 50)), seed=cfg["seed"], model=cfg.get("model"),
+                        limit=cfg.get("limit"), log=log)
+    elif cfg.get("pairs"):
         res = bench_pairs(*cfg["pairs"], cfg["methods"], model=cfg.get("model"), limit=cfg.get("limit"),
                           noise=cfg.get("noise", "gaussian"), log=log)
     else:

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from restore.io import atomic_write_text, list_images, read_image, safe_output_path, write_image
+from restore.io import IMAGE_EXTENSIONS, atomic_write_text, list_images, read_image, safe_output_path, write_image
+from restore.io.raw import RAW_EXTENSIONS, is_raw
 
 
 def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -19,7 +20,7 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     seen: set[Path] = set()
     for inp in inputs:
         root = Path(inp)
-        for f in list_images([inp]):
+        for f in list_images([inp], extensions=IMAGE_EXTENSIONS | RAW_EXTENSIONS):
             key = f.resolve()
             if key in seen:
                 continue
@@ -37,7 +38,7 @@ def run_denoise(args) -> int:
     pairs = expand_inputs(args.inputs)
     if not pairs:
         print(f"restore denoise: error: no image files found in {' '.join(args.inputs)} "
-              "(looked for .png .jpg .jpeg .tif .tiff .npy)", file=sys.stderr)
+              "(looked for .png .jpg .jpeg .tif .tiff .npy and camera RAW: .dng .nef .cr2 .arw ...)", file=sys.stderr)
         return 2
     # everything that is the same for every file is checked once, up front (usage errors: exit 2)
     if args.tile < 16 or not 0 <= args.overlap < args.tile // 2:
@@ -77,6 +78,16 @@ def run_denoise(args) -> int:
             if key in written:
                 raise ValueError(f"output {dest} was already written for {written[key]} "
                                  "(same file name); denoise them into separate folders or pass their parent folder")
+            if is_raw(path):
+                rec.update(_denoise_raw_file(path, out_dir / rel.parent, args, device, inputs, written))
+                dt = time.perf_counter() - t0
+                rec.update(seconds=round(dt, 3), status="ok")
+                n = rec["noise"]
+                tqdm.write(f"ok     {path}  RAW {rec['width']}x{rec['height']} {rec['cfa']}  poisson-gaussian "
+                           f"gain={n['gain']:.3g} sigma={n['sigma']:.3g} ({n['source']})  {dt:.2f}s  "
+                           f"-> {', '.join(rec['outputs'])}")
+                records.append(rec)
+                continue
             img = read_image(path)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())
             x, sigma = denoise_chw(y, noise=args.noise, method=args.method, model=args.model, device=device,
@@ -116,6 +127,51 @@ def run_denoise(args) -> int:
     atomic_write_text(report, json.dumps(summary, indent=2))
     print(f"{ok} of {len(records)} images denoised into {out_dir}/ ({failed} failed); summary: {report}")
     return 1 if failed else 0
+
+
+def _denoise_raw_file(path: Path, out_dir: Path, args, device, inputs: set, written: dict) -> dict:
+    """Denoise one camera RAW file: the mosaic (DNG or linear TIFF), its rendering
+    (TIFF/PNG via rawpy) and a JSON sidecar with the camera metadata and noise."""
+    from dataclasses import asdict
+
+    from restore.io import write_image
+    from restore.io.raw import read_raw, render_rgb, write_dng, write_mosaic_tiff, write_sidecar
+    from restore.rawdenoise import denoise_raw
+
+    kinds = {"raw": ["raw"], "rgb": ["rgb"], "both": ["raw", "rgb"]}[args.raw_output]
+    raw_ext = ".dng" if args.raw_format == "dng" else ".tiff"
+    dests = {"raw": safe_output_path(path, out_dir, suffix=args.suffix, ext=raw_ext),
+             "rgb": safe_output_path(path, out_dir, suffix=args.suffix + ("-rgb" if args.raw_format == "tiff"
+                                                                           and args.rgb_format == "tiff" else ""),
+                                     ext="." + ("tiff" if args.rgb_format == "tiff" else "png")),
+             "json": safe_output_path(path, out_dir, suffix=args.suffix, ext=".json")}
+    for kind in kinds + ["json"]:
+        key = dests[kind].resolve()
+        if key in inputs:
+            raise ValueError(f"output {dests[kind]} would overwrite an input file; choose another -o folder")
+        if key in written:
+            raise ValueError(f"output {dests[kind]} was already written for {written[key]} (same file name); "
+                             "denoise them into separate folders")
+    frame = read_raw(path)
+    mosaic, noise = denoise_raw(frame, profile=args.camera, model=args.model, method=args.method, device=device,
+                                tile=args.tile, overlap=args.overlap)
+    outs = []
+    if "raw" in kinds:
+        (write_dng if raw_ext == ".dng" else lambda p, m, f: write_mosaic_tiff(p, m))(dests["raw"], mosaic, frame)
+        outs.append(dests["raw"])
+    if "rgb" in kinds:
+        rgb = render_rgb(path, mosaic, bits=16)
+        write_image(dests["rgb"], rgb.astype("float32") / 65535.0, dtype="uint16")
+        outs.append(dests["rgb"])
+    write_sidecar(dests["json"], frame, denoised_from=str(path), noise=asdict(noise),
+                  outputs=[str(o) for o in outs])
+    for o in outs + [dests["json"]]:
+        written[o.resolve()] = path
+    h, w = frame.mosaic.shape
+    return {"output": str(outs[0]), "outputs": [str(o) for o in outs], "sidecar": str(dests["json"]),
+            "height": h, "width": w, "channels": 1, "dtype": "raw", "cfa": frame.cfa,
+            "camera": " ".join(v for v in (frame.meta.get("make"), frame.meta.get("model")) if v) or None,
+            "iso": frame.meta.get("iso") or None, "noise": asdict(noise)}
 
 
 def _in_255(sigma, digits: int = 2):

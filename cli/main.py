@@ -13,7 +13,17 @@ def _add_denoise(sub) -> None:
                        description="Denoise images with a self-supervised model. Inputs are never modified; "
                                    "outputs keep format, bit depth and alpha and are written atomically.")
     p.add_argument("inputs", nargs="+", help="image files, folders (recursive) or globs")
-    p.add_argument("-o", "--output", default="denoised", help="output folder (default: ./denoised)")
+    p.add_argument("-o", "--out", dest="output", default="denoised", help="output folder (default: ./denoised)")
+    p.add_argument("--output", dest="raw_output", default="both", choices=["raw", "rgb", "both"],
+                   help="camera RAW inputs: write the denoised mosaic (raw), the rendered image (rgb) or both "
+                        "(default); other images are unaffected")
+    p.add_argument("--raw-format", default="dng", choices=["dng", "tiff"],
+                   help="denoised mosaic as DNG (default) or 16-bit linear single-channel TIFF")
+    p.add_argument("--rgb-format", default="tiff", choices=["tiff", "png"],
+                   help="rendered RAW output (rawpy's pipeline): 16-bit TIFF (default) or 16-bit PNG")
+    p.add_argument("--camera", default=None,
+                   help="camera noise profile for RAW files: a JSON from 'restore calibrate' or a shipped name "
+                        "(SonyA7S2); default: estimate the noise from each frame")
     p.add_argument("--method", default="default", help="model family of the shipped weights (default: default)")
     p.add_argument("--noise", default="auto",
                    help="'auto' (estimate a Gaussian sigma per image; RGB: one per channel when they differ), "
@@ -63,9 +73,10 @@ def _add_bench(sub) -> None:
     p.add_argument("--pairs", nargs=2, default=None, metavar=("NOISY_DIR", "GT_DIR"))
     p.add_argument("--sigmas", default=None, help="comma-separated noise levels: Gaussian sigmas in 8-bit units "
                    "(e.g. 15,25,50), Poisson gains zeta (0.01,0.05) or Gamma shapes k (100,50)")
-    p.add_argument("--noise", default=None, choices=["gaussian", "gaussian-rgb", "poisson", "gamma", "real"],
+    p.add_argument("--noise", default=None, choices=["gaussian", "gaussian-rgb", "poisson", "gamma", "real", "sensor"],
                    help="noise family added to the clean images (default gaussian; gaussian-rgb: RGB stds "
-                        "level x (0.5, 1, 1.5); real: --pairs of real noisy photos, correlated noise)")
+                        "level x (0.5, 1, 1.5); real: --pairs of real noisy photos, correlated noise; sensor: the images un-processed to RAW "
+                        "with camera sensor noise, --sigmas then lists ISOs, the recipe names profile and ratio)")
     p.add_argument("--reuse", nargs="+", default=None, metavar="JSON",
                    help="earlier bench results whose anchor rows (same seed, data, noise, level, images) "
                         "are reused instead of recomputed (BM3D is slow); reused rows say so")
@@ -78,6 +89,20 @@ def _add_bench(sub) -> None:
     p.add_argument("--json", default=None, help="where to write the full results (JSON)")
 
 
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="camera noise profile from dark and flat RAW frames",
+                       description="Calibrate a camera's sensor noise (ELD model: gain K from the photon-transfer "
+                                   "curve of flat pairs; row noise, Tukey-lambda read noise and colour bias from "
+                                   "dark frames; log-linear fits across ISO). Frames are grouped by ISO (the "
+                                   "file's, or a number in its folder name); take flats in pairs per exposure.")
+    p.add_argument("--dark", required=True, help="folder of dark (lens-cap, shortest exposure) RAW frames")
+    p.add_argument("--flat", required=True, help="folder of flat-field RAW frames, two per exposure, "
+                   "several exposures per ISO")
+    p.add_argument("-o", "--output", required=True, help="camera profile JSON to write")
+    p.add_argument("--name", default=None, help="camera name in the profile (default: the file name)")
+    p.add_argument("--plots", default=None, help="folder for the fit plots (default: OUTPUT-plots/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restore", description="Self-supervised image restoration and denoising.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -85,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_denoise(sub)
     _add_train(sub)
     _add_bench(sub)
+    _add_calibrate(sub)
     sub.add_parser("info", help="versions, devices, shipped models, optional dependencies")
     return parser
 
@@ -113,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args)
+        if args.command == "calibrate":
+            from .calibrate import run_calibrate
+
+            return run_calibrate(args)
         if args.command == "info":
             from .info import run_info
 

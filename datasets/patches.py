@@ -217,4 +217,11 @@ def make_dataset(cfg: dict):
 
         return PDSubimages(cfg["path"], patch=common["patch"], batch_size=common["batch_size"],
                            stride=int(cfg.get("stride", 2)), sigma_scale=float(cfg.get("sigma_scale", 1.6)))
-    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic' or 'real-pd'")
+    if kind == "raw-synthetic":  # clean sRGB -> RAW planes + sensor noise -> GAT domain (datasets/raw.py)
+        from .raw import RawSynthetic
+
+        return RawSynthetic(cfg["path"], patch=common["patch"], batch_size=common["batch_size"],
+                            profile=cfg.get("profile", "SonyA7S2"), iso_range=tuple(cfg.get("iso_range", (800, 12800))),
+                            ratio_range=tuple(cfg.get("ratio_range", (10, 100))), pairs=bool(cfg.get("pairs", False)),
+                            max_images=cfg.get("max_images"))
+    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic', 'real-pd' or 'raw-synthetic'")

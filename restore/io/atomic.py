@@ -189,10 +189,12 @@ def safe_output_path(
     return out
 
 
-def list_images(inputs: Union[PathLike, Iterable[PathLike]], recursive: bool = True) -> list[Path]:
+def list_images(inputs: Union[PathLike, Iterable[PathLike]], recursive: bool = True, *,
+                extensions: Iterable[str] | None = None) -> list[Path]:
     """Expand files, folders and glob patterns into a sorted, de-duplicated list.
 
-    Folders contribute files whose extension is in ``IMAGE_EXTENSIONS``
+    Folders contribute files whose extension is in ``extensions`` (default
+    ``IMAGE_EXTENSIONS``; ``restore denoise`` adds the RAW ones)
     (any case), recursively unless ``recursive=False``, skipping hidden
     files and folders (names starting with '.', e.g. temp files of an
     ongoing write).  Glob matches are filtered the same way.  Paths given
@@ -201,6 +203,7 @@ def list_images(inputs: Union[PathLike, Iterable[PathLike]], recursive: bool = T
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    exts = frozenset(e.lower() for e in extensions) if extensions is not None else IMAGE_EXTENSIONS
     found: dict[str, Path] = {}
 
     def add(path: Path) -> None:
@@ -210,7 +213,7 @@ def list_images(inputs: Union[PathLike, Iterable[PathLike]], recursive: bool = T
         for root, dirs, files in os.walk(folder):
             dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
             for name in files:
-                if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                if not name.startswith(".") and os.path.splitext(name)[1].lower() in exts:
                     add(Path(root) / name)
 
     for item in inputs:
@@ -225,6 +228,6 @@ def list_images(inputs: Union[PathLike, Iterable[PathLike]], recursive: bool = T
                 mp = Path(m)
                 if mp.is_dir():
                     add_folder(mp)
-                elif not mp.name.startswith(".") and mp.suffix.lower() in IMAGE_EXTENSIONS:
+                elif not mp.name.startswith(".") and mp.suffix.lower() in exts:
                     add(mp)
     return sorted(found.values(), key=lambda q: (str(q.parent), q.name))

@@ -68,3 +68,17 @@ def through_gat(denoise_fn, y: Tensor, gain: float, sigma: float = 0.0) -> Tenso
     back, and the exact unbiased inverse.  Returns the estimate in ``y``'s units (not clipped)."""
     t, s_t = to_unit_domain(gat(y, gain, sigma), gain)
     return gat_inverse(from_unit_domain(denoise_fn(t, s_t), gain), gain, sigma)
+
+
+def gat_expected(x: Tensor, gain, sigma=0.0, mu=0.0, *, iters: int = 60) -> Tensor:
+    """The ``D`` that :func:`gat_inverse` (exact) maps to ``x``: ``E[gat(y) | x]`` as the closed-form
+    exact unbiased inverse models it.  Solved by bisection (the inverse is increasing in ``D``);
+    a denoiser trained to output this from ``gat(y)`` is matched to the exact inverse."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    lo = torch.full_like(x, 0.8)
+    hi = torch.full_like(x, 0.0) + gat(x.clamp(min=0), gain, sigma, mu).max() + 4.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        below = gat_inverse(mid, gain, sigma, mu) <= x  # where the inverse clips at 0: the top of that range
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return 0.5 * (lo + hi)
