@@ -94,7 +94,7 @@ def run_bench(args) -> int:
                         limit=cfg.get("limit"), log=log)
     elif cfg.get("pairs"):
         res = bench_pairs(*cfg["pairs"], cfg["methods"], model=cfg.get("model"), limit=cfg.get("limit"),
-                          noise=cfg.get("noise", "gaussian"), log=log)
+                          noise=cfg.get("noise", "gaussian"), reuse=cfg.get("reuse"), log=log)
     else:
         res = bench_synthetic(cfg["data"], cfg["sigmas"], cfg["methods"], seed=cfg["seed"], model=cfg.get("model"),
                               limit=cfg.get("limit"), workers=cfg.get("workers") or default_workers(),

@@ -217,6 +217,10 @@ def make_dataset(cfg: dict):
 
         return PDSubimages(cfg["path"], patch=common["patch"], batch_size=common["batch_size"],
                            stride=int(cfg.get("stride", 2)), sigma_scale=float(cfg.get("sigma_scale", 1.6)))
+    if kind == "real-bank":  # correlated real noise, R2R with recorruption from a residual bank (datasets/real.py)
+        from .real import ResidualBank
+
+        return ResidualBank(cfg["path"], patch=common["patch"], batch_size=common["batch_size"])
     if kind == "raw-synthetic":  # clean sRGB -> RAW planes + sensor noise -> GAT domain (datasets/raw.py)
         from .raw import RawSynthetic
 
@@ -224,4 +228,4 @@ def make_dataset(cfg: dict):
                             profile=cfg.get("profile", "SonyA7S2"), iso_range=tuple(cfg.get("iso_range", (800, 12800))),
                             ratio_range=tuple(cfg.get("ratio_range", (10, 100))), pairs=bool(cfg.get("pairs", False)),
                             max_images=cfg.get("max_images"))
-    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic', 'real-pd' or 'raw-synthetic'")
+    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic', 'real-pd', 'real-bank' or 'raw-synthetic'")

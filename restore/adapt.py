@@ -4,11 +4,10 @@ The route is chosen by a measured rule on the images themselves
 (:func:`noise_correlation`): camera sRGB noise is spatially correlated (the
 ISP's demosaicking and filtering), synthetic and RAW-like noise is not.
 
-* correlated: the shipped Gaussian model is trained further with
-  Neighbor2Neighbor's loss (no noise model: :mod:`restore.methods.nb2nb`) on the
-  pixel-shuffle sub-images of the images (``data.kind: real-pd``,
-  :class:`datasets.real.PDSubimages`), and then used with ``--noise real``
-  (:func:`restore.realnoise.pd_gaussian`);
+* correlated: the shipped Gaussian model is trained further at full resolution with
+  Recorrupted-to-Recorrupted whose recorruption noise comes from a bank of the images'
+  own noise residuals (:mod:`restore.realfit`, ``data.kind: real-bank``, method
+  ``r2r-bank``); it is then averaged with the pixel-shuffle route (``--noise real``);
 * pixel-independent: the same on the images as they are (grey, sigma
   estimated per image), then used with ``--noise auto``.
 
@@ -26,9 +25,6 @@ import numpy as np
 #: Above this median ratio var(lag-2 difference) / var(lag-1 difference) in the flattest blocks,
 #: the noise is taken as spatially correlated (white noise: ~1.0-1.1 on most images; sidd12 1.46-2.37).
 CORRELATION_THRESHOLD = 1.4
-#: PD stride of the sub-images --fit trains on (correlated route): neighbours this far apart must carry
-#: independent noise for Neighbor2Neighbor's target to be unbiased.
-FIT_STRIDE = 4
 
 
 def noise_correlation(y: np.ndarray, block: int = 16, quantile: float = 0.2) -> float:
@@ -63,24 +59,25 @@ def choose_route(images: list[np.ndarray]) -> tuple[str, float]:
 def fit_recipe(files: list[Path], route: str, minutes: float, *, patch: int = 96, batch_size: int = 8,
                lr: float = 1e-4, seed: int = 0, seconds_per_step: float = 0.3) -> dict:
     """The training recipe ``--fit`` runs: the shipped grey default trained further for ``minutes``
-    at a constant learning rate on ``files`` with Neighbor2Neighbor's loss, which needs no noise
-    model (real noise is heteroscedastic: Noise2Score/R2R targets with one sigma per image are biased,
-    measured 27.99 dB vs 33.64 on sidd12).  The network keeps its sigma input as the level inference
-    will give it (correlated route: the sub-images' sigma x ``REAL_SIGMA_SCALE``; white: the estimate).
-    ``steps`` (the span of the regulariser's ramp) is the budget over ``seconds_per_step``."""
-    from restore.api import REAL_SIGMA_SCALE
+    at a constant learning rate on ``files``.  Correlated noise: R2R with recorruption from the
+    residual bank (:mod:`restore.realfit`; Noise2Score/R2R with Gaussian recorruption are biased by
+    the correlation, Neighbor2Neighbor on PD sub-images measured 32.80 dB against the route's 33.60
+    on sidd12).  Pixel-independent noise: Neighbor2Neighbor's loss (no noise model), the network
+    keeping its sigma input.  ``steps`` (the span of schedules) is the budget over ``seconds_per_step``."""
     from restore.train import read_model
     from restore.weights import default_weights
 
     init = default_weights("default", 1, "gaussian")
     _, meta = read_model(init)
-    data = ({"kind": "real-pd", "stride": FIT_STRIDE, "sigma_scale": REAL_SIGMA_SCALE} if route == "correlated"
-            else {"kind": "noisy", "channels": 1})
+    if route == "correlated":  # full resolution, R2R from the residual bank (restore.realfit)
+        method, params, noise, data = "r2r-bank", {}, "real-fit", {"kind": "real-bank"}
+    else:
+        method, params, noise, data = "nb2nb", {"gamma_max": 2.0}, "gaussian", {"kind": "noisy", "channels": 1}
     return {
         "name": f"fit-{route}",
-        "method": "nb2nb",
-        "method_params": {"gamma_max": 2.0},
-        "noise": "gaussian",
+        "method": method,
+        "method_params": params,
+        "noise": noise,
         "init": str(init),
         "net": {k: v for k, v in meta["net"].items() if k not in ("arch", "channels")},
         "data": {**data, "path": [str(f) for f in files], "patch": patch, "batch_size": batch_size},
@@ -110,11 +107,13 @@ def fit_to_images(files: list[Path], output: str | Path, *, minutes: float = 10.
         raise ValueError("--fit: no readable image of at least 64x64 pixels to train on")
     route, ratio = choose_route(images)
     smallest = min(min(im.shape[1:]) for im in images)
-    patch = max(32, min(96, (smallest // FIT_STRIDE if route == "correlated" else smallest) // 32 * 32))
+    patch = max(32, min(96, smallest // 32 * 32))
     recipe = fit_recipe(good, route, minutes, patch=patch)
     log(f"fit: {len(good)} images, noise {'spatially correlated' if route == 'correlated' else 'pixel-independent'} "
         f"(ratio {ratio:.2f}, threshold {CORRELATION_THRESHOLD}); training {recipe['method']} from the shipped "
         f"default for {minutes:g} min -> {output}")
+    if route == "correlated":
+        log("fit: noise residuals of the pixel-shuffle route fill the recorruption bank")
     summary = run_recipe(recipe, output, log=log)
     return ("real" if route == "correlated" else "auto"), {"route": route, "correlation": ratio,
                                                           "images": len(good), **summary}

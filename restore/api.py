@@ -320,6 +320,16 @@ def _run_real(r: Restorer, y: torch.Tensor, trained_for: str, run: dict) -> tupl
         if r.channels != y.shape[0]:
             raise ValueError(f"this real-noise model expects {r.channels} channels but the image has {y.shape[0]}")
         return torch.as_tensor(r.run(y, 0.0, tile=run["tile"], overlap=run["overlap"], progress=run["progress"])), None
+    if trained_for == "real-fit":  # fitted to a folder's own noise (restore.realfit): averaged with the route
+        from restore.realfit import fitted_real
+
+        base = select_model(y.shape[0], device=r.device, noise="real")  # the shipped route's model
+
+        def route(t):
+            return pd_gaussian(lambda u, s: _run_gaussian(base, u, s, **run), t, sigma_scale=REAL_SIGMA_SCALE)[0]
+
+        x, s = fitted_real(y, route, lambda t, s: r.run(t, s, tile=run["tile"], overlap=run["overlap"]))
+        return x, float(np.mean(s))
     if trained_for != "gaussian":
         raise ValueError(f"this model is trained for {trained_for} noise; real noise needs a Gaussian model "
                          "or one trained with 'restore train apbsn|sdap|cbsn' on noisy photos")

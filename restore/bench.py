@@ -300,15 +300,43 @@ def pair_images(noisy: list, gts: list, noisy_dir: str, gt_dir: str) -> tuple[li
     return noisy, [by_key[_pair_key(n)] for n, _ in noisy]
 
 
+def _peer_rows(paths: list[str], data: str, noise: str) -> dict:
+    """Rows of earlier bench JSONs (e.g. a peer library run in its own venv, such as
+    ``recipes/peers/careamics_n2v.py``) for ``data`` and ``noise``, keyed by method."""
+    import json
+
+    out = {}
+    for p in paths:
+        for r in json.loads(Path(p).read_text()).get("rows", []):
+            if r.get("data") == data and r.get("noise") == noise and "images" in r:
+                out[r["method"]] = {**r, "reused_from": str(p)}
+    return out
+
+
 def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, limit=None, noise: str = "gaussian",
-                log=print) -> dict:
+                reuse: list[str] | None = None, log=print) -> dict:
     """Real noisy/GT pairs (sorted order): PSNR/SSIM, noise parameters estimated.
 
     ``ours`` (and ``LABEL=MODEL`` columns) run with ``noise`` (``"real"``: correlated camera
-    noise, :func:`restore.api.denoise_chw`); anchors get the wavelet-MAD sigma of the image."""
+    noise, :func:`restore.api.denoise_chw`); anchors get the wavelet-MAD sigma of the image.
+    A method name that is none of those (e.g. ``careamics-n2v``) is taken from the ``reuse``
+    JSON files (a peer run in its own environment on the same pairs); such rows say so."""
     from restore.noise import estimate_sigma
 
     noisy_imgs, gts = pair_images(load_clean(noisy_dir, limit), load_clean(gt_dir), noisy_dir, gt_dir)
+    data = Path(noisy_dir).parent.name
+    runnable = {"noisy", "ours", "ours-x8", *ANCHORS}
+    peers = _peer_rows(reuse or [], data, noise)
+    reused = {}
+    for m in methods:
+        if m in runnable or "=" in m:
+            continue
+        if m not in peers:
+            raise ValueError(f"method {m!r} is neither run here nor found for {data}/{noise} in --reuse files")
+        if sorted(Path(r["image"]).stem for r in peers[m]["images"]) != sorted(Path(n).stem for n, _ in noisy_imgs):
+            raise ValueError(f"{peers[m]['reused_from']}: its {m} row covers other images")
+        reused[m] = peers[m]
+    methods = [m for m in methods if m not in reused]
     per = {m: [] for m in methods}
     for (name, y), (_, gt) in zip(noisy_imgs, gts):
         s = float(estimate_sigma(y.transpose(2, 0, 1)[None].copy())[0])
@@ -333,6 +361,9 @@ def bench_pairs(noisy_dir: str, gt_dir: str, methods: list[str], *, model=None, 
         rows.append(row)
         log(f"{row['data']:8s} {row['method']:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}  "
             f"{row['ms_per_mp']:9.1f} ms/MP")
+    for m, row in reused.items():
+        rows.append(row)
+        log(f"{row['data']:8s} {m:16s} PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}  (from {row['reused_from']})")
     return {"rows": rows, "skipped": {}}
 
 

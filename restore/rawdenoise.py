@@ -25,6 +25,8 @@ _R2 = math.sqrt(2.0)
 BAYER_OPPONENT = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.5, -0.5, -0.5, 0.5],
                                [1 / _R2, 0.0, 0.0, -1 / _R2], [0.0, 1 / _R2, -1 / _R2, 0.0]])
 #: Channel ranges for planes in [0, 1]: (offset, scale) onto [0, 1].
+#: the least bright end a frame is stretched to (see :func:`denoise_planes`).
+STRETCH_FLOOR = 0.05
 _OFFSET = torch.tensor([0.0, 1.0, 1 / _R2, 1 / _R2])
 _SCALE = torch.tensor([2.0, 2.0, _R2, _R2])
 
@@ -72,7 +74,8 @@ def raw_noise(planes, *, profile=None, iso: float | None = None, K: float | None
         return RawNoise(gain=K / scale, sigma=math.sqrt(read_var) / scale, source=f"profile {profile.name}, K={K:.4g}")
     from restore.noise.nlf import fit_noise
 
-    gain, sigma = fit_noise(np.asarray(planes, dtype=np.float64), "poisson-gaussian")
+    # RAW planes are not clipped at black: the dark bins (read noise) are kept
+    gain, sigma = fit_noise(np.asarray(planes, dtype=np.float64), "poisson-gaussian", valid=(-1.0, 0.95))
     return RawNoise(gain=float(gain), sigma=float(sigma), source="estimated")
 
 
@@ -94,7 +97,11 @@ def denoise_planes(planes: torch.Tensor, noise: RawNoise, run_grey, *, opponent:
     # GAT (noise std 1), then [f(0), f(1)] -> [0, 1] (as YOND): noise std 1 / (f(1) - f(0)) there
     f = gat(y - noise.mu, noise.gain, noise.sigma)
     f0, f1 = (float(gat(torch.tensor(v, dtype=torch.float64), noise.gain, noise.sigma)) for v in (0.0, 1.0))
-    d = gaussian(((f - f0) / (f1 - f0)).float(), 1.0 / (f1 - f0)).double()
+    t = (f - f0) / (f1 - f0)
+    # stretch dark frames so their bright end (99.9th percentile) sits at 1: the grey model was
+    # trained on images spanning [0, 1] with sigma >= 5/255
+    q = min(1.0, max(STRETCH_FLOOR, float(torch.quantile(t.flatten()[:: max(1, t.numel() // 1_000_000)], 0.999))))
+    d = gaussian((t / q).float(), 1.0 / (f1 - f0) / q).double() * q
     return (gat_inverse(d * (f1 - f0) + f0, noise.gain, noise.sigma) + noise.mu).to(planes.dtype)
 
 

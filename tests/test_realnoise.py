@@ -94,5 +94,42 @@ def test_denoise_fit_trains_on_the_inputs_saves_the_model_and_uses_it(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["ok"] == 2 and summary["fit"]["route"] == "correlated" and summary["fit"]["steps"] > 0
     _, meta = read_model(tmp_path / "out" / "restore-fit.safetensors")
-    assert meta["recipe"]["data"]["kind"] == "real-pd" and meta["method"] == "nb2nb" and meta["recipe"]["init_sha256"]
+    assert meta["recipe"]["data"]["kind"] == "real-bank" and meta["method"] == "r2r-bank" and meta["recipe"]["init_sha256"]
+    assert meta["noise"] == "real-fit"
     assert main(["denoise", str(src), "-o", str(tmp_path / "o2"), "--fit", "--noise", "gaussian:10"]) == 2
+
+
+def test_residual_bank_recorruption_keeps_the_noise_correlation_and_decorrelates_input_and_target(tmp_path):
+    """R2R with recorruption drawn from the images' own noise residuals (restore.realfit): with an
+    oracle route (residual = the true correlated noise), input and target noises are uncorrelated
+    (Cov(n + a z, n - z/a) = Sigma - Sigma = 0) and the input keeps the noise's spatial correlation."""
+    from restore.datasets.real import ResidualBank
+    from restore.io import write_image
+
+    level = 0.5
+    flat = np.full((3, 128, 128), level, np.float32)
+    for k in range(3):
+        write_image(tmp_path / f"n{k}.png", np.clip(_correlated(flat, 10 / 255, seed=k), 0, 1).transpose(1, 2, 0),
+                    dtype=np.uint16)
+    ds = ResidualBank(tmp_path, patch=48, batch_size=64, route=lambda y: torch.full_like(y, level))
+    ds.stds = [[float(np.mean(s))] * 3 for s in ds.stds]  # one level: the covariance identity is exact
+    b = ds.batch(np.random.default_rng(0))
+    from restore.realfit import to_channels
+
+    c = to_channels(torch.full((3, 1, 1), level))  # the clean value in each opponent channel
+    n_in, n_tgt, lags = [], [], []
+    for t_in, t_tgt in zip(b["noisy"], b["target"]):
+        k = int(np.argmin([abs(float(t_in.mean() - v)) for v in c.reshape(-1)]))
+        n_in.append(t_in - c[k]), n_tgt.append(t_tgt - c[k])
+    n_in, n_tgt = torch.stack(n_in), torch.stack(n_tgt)
+    norm = float(n_in.var().sqrt() * n_tgt.var().sqrt())
+    cross0 = float((n_in * n_tgt).mean()) / norm
+    cross1 = float((n_in[..., 1:] * n_tgt[..., :-1]).mean()) / norm  # white z would leave Sigma's lag-1 term here
+    assert abs(cross0) < 0.1 and abs(cross1) < 0.1
+
+    def lag1(t):
+        return float((t[..., 1:] * t[..., :-1]).mean() / (t * t).mean())
+
+    noise = torch.stack([r for r in ds.residuals])
+    assert lag1(noise) > 0.3  # the data's noise is correlated ...
+    assert abs(lag1(n_in) - lag1(noise)) < 0.1  # ... and the recorrupted input keeps that correlation

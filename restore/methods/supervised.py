@@ -27,3 +27,18 @@ class Supervised(Method):
 
     def loss(self, net, batch, *, progress=0.0, generator=None):
         return torch.mean((net(batch["noisy"], batch["sigma"]) - batch["clean"]) ** 2)
+
+
+@register("r2r-bank")
+@dataclass
+class R2RBank(Supervised):
+    """Recorrupted-to-Recorrupted with the recorruption made by the dataset from a bank of the
+    images' own noise residuals (:class:`restore.datasets.real.ResidualBank`,
+    :mod:`restore.realfit`): MSE between ``f(y + a z, sigma_in)`` and ``y - z / a``."""
+
+    def prepare(self, dataset) -> None:
+        if not getattr(dataset, "recorrupted", False):
+            raise ValueError("r2r-bank needs recorrupted pairs (data.kind: real-bank)")
+
+    def loss(self, net, batch, *, progress=0.0, generator=None):
+        return torch.mean((net(batch["noisy"], batch["sigma"]) - batch["target"]) ** 2)

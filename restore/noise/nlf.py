@@ -37,9 +37,11 @@ _IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 _CLIP_3SIGMA = 0.9707
 
 
-def level_sets(y, *, bins: int = 24, texture_quantile: float = 0.5, min_count: int = 200
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(mean, variance, count)`` per intensity bin of image ``y`` (see module doc)."""
+def level_sets(y, *, bins: int = 24, texture_quantile: float = 0.5, min_count: int = 200,
+               valid: tuple[float, float] = (0.01, 0.99)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, variance, count)`` per intensity bin of image ``y`` (see module doc); local means
+    outside ``valid`` are left out (clipped data; RAW planes, unclipped at black, use a lower bound
+    below 0)."""
     arr = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
@@ -57,7 +59,7 @@ def level_sets(y, *, bins: int = 24, texture_quantile: float = 0.5, min_count: i
         grads.append(np.hypot(gx, gy)[1:-1, 1:-1][::2, ::2].ravel())
     mean, det, grad = (np.concatenate(v) for v in (means, dets, grads))
     keep = grad <= np.quantile(grad, texture_quantile)
-    keep &= (mean > 0.01) & (mean < 0.99)
+    keep &= (mean > valid[0]) & (mean < valid[1])
     mean, det = mean[keep], det[keep]
     if mean.size < min_count:
         raise ValueError("too few smooth, unsaturated pixels to estimate the noise parameters")
