@@ -234,7 +234,7 @@ def select_model(channels: int, *, method: str = "default", model=None, device="
     :mod:`restore.color`).  Poisson-type noise without a shipped model of its
     own falls back to the Gaussian one (used through the GAT)."""
     want = 3 if channels == 3 else 1
-    fallback = noise.startswith("poisson") or noise == "real"
+    fallback = noise.startswith("poisson") or noise in ("real", "raw")
     for fam in dict.fromkeys([noise, "gaussian"] if fallback else [noise]):
         for ch in dict.fromkeys([want, 1]):
             try:

@@ -58,7 +58,7 @@ def _denoiser(method: str, model):
     if method == "bm3d":
         return _bm3d_grey
     mdl = method.partition("=")[2] or model
-    r = select_model(1, model=mdl, device="cpu", noise="gaussian")
+    r = select_model(1, model=mdl, device="cpu", noise="raw")  # the shipped RAW default, else the grey one
     return lambda t, s: torch.as_tensor(r.run(t, s, tile=512, overlap=64))
 
 

@@ -122,7 +122,7 @@ def denoise_raw(frame, *, profile=None, model=None, method: str = "default", dev
     planes = pack(frame)
     scale = float(np.mean(frame.scale))
     noise = raw_noise(planes, profile=profile, iso=frame.meta.get("iso") or None, scale=scale)
-    r = select_model(1, method=method, model=model, device=device, noise="gaussian")
+    r = select_model(1, method=method, model=model, device=device, noise="raw")  # RAW default, else the grey one
 
     def run_grey(t, s):
         return torch.as_tensor(r.run(t, s, tile=tile, overlap=overlap))

@@ -15,6 +15,9 @@ HERE = Path(__file__).parent
 DEFAULTS = {
     ("default", 1, "gaussian"): "default-gray.safetensors",
     ("default", 1, "gamma"): "default-gray-gamma.safetensors",  # generalised R2R; colour: per channel
+    # SDAP trained self-supervised on real noisy photos (recipes/bsn-real/sdap.yaml): `--method sdap
+    # --noise real`; the default `--noise real` route (grey model through pixel-shuffle) measured better.
+    ("sdap", 3, "real"): "sdap-real.safetensors",
     # No colour default: the grey model in an opponent colour space measured
     # better than a colour network (restore.color; recipes/train-color-r2r.yaml).
 }
