@@ -15,6 +15,9 @@ HERE = Path(__file__).parent
 DEFAULTS = {
     ("default", 1, "gaussian"): "default-gray.safetensors",
     ("default", 1, "gamma"): "default-gray-gamma.safetensors",  # generalised R2R; colour: per channel
+    # camera RAW (GAT domain, Bayer-opponent channels): the grey default trained further self-supervised on
+    # synthetic noisy RAW (recipes/raw/n2s-selfsup.yaml + n2s-selfsup-stage2.yaml); used by restore.rawdenoise
+    ("default", 1, "raw"): "default-raw.safetensors",
     # SDAP trained self-supervised on real noisy photos (recipes/bsn-real/sdap.yaml): `--method sdap
     # --noise real`; the default `--noise real` route (grey model through pixel-shuffle) measured better.
     ("sdap", 3, "real"): "sdap-real.safetensors",
