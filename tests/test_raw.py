@@ -54,6 +54,9 @@ def test_dng_round_trips_through_rawpy(tmp_path, cfa):
     assert np.allclose(back.black, frame.black) and np.allclose(back.white, frame.white)
     assert back.meta["make"] == "Test" and back.meta["model"] == "Cam 1"
     assert back.meta["exposure_s"] == pytest.approx(0.01)
+    turned = RawFrame(mosaic=frame.mosaic, cfa=cfa, black=frame.black, white=frame.white,
+                      meta={**frame.meta, "orientation": 6})
+    assert read_raw(write_dng(tmp_path / "t.dng", frame.mosaic, turned)).meta["orientation"] == 6  # kept
     again = write_dng(tmp_path / "y.dng", back.mosaic, back)
     assert np.array_equal(read_raw(again).mosaic, frame.mosaic)
     rgb = render_rgb(path, back.mosaic)
@@ -115,3 +118,23 @@ def test_raw_bench_ours_beats_noisy_and_is_seeded(tmp_path):
     rows = {r["method"]: r for r in runs[0]["rows"]}
     assert runs[0]["rows"][0]["psnr"] == runs[1]["rows"][0]["psnr"]  # same seed, same noise
     assert rows["ours"]["psnr"] > rows["noisy"]["psnr"] + 3.0
+
+
+def test_camera_profile_sets_the_raw_noise():
+    """--camera: the profile's log-linear model at the frame's ISO gives the route's noise
+    (gain K / (white - black)); the profile's median scales give the read part."""
+    from restore.noise.sensor import load_profile, tukey_lambda_variance
+    from restore.rawdenoise import denoise_raw, raw_noise
+
+    p = load_profile("SonyA7S2")
+    S = 16383 - 512.0
+    n = raw_noise(np.zeros((4, 8, 8)), profile=p, iso=3200, scale=S)
+    K = p.K_of_iso(3200)
+    assert n.gain == pytest.approx(K / S) and n.source.startswith("profile SonyA7S2")
+    s_tl = np.exp(p.tl_scale["slope"] * np.log(K) + p.tl_scale["bias"])
+    assert n.sigma * S > s_tl * np.sqrt(tukey_lambda_variance(np.median(p.tl_shapes)))  # read + row + q
+    with pytest.raises(ValueError, match="no ISO"):
+        raw_noise(np.zeros((4, 8, 8)), profile=p, iso=None, scale=S)
+    frame = _frame("RGGB", 64, 64, noise=SensorNoise(K, s_tl, 0.0, 1.0, scale=S, ratio=1.0, components="ptrq"))
+    mosaic, used = denoise_raw(frame, profile="SonyA7S2")
+    assert used.source.startswith("profile") and mosaic.shape == frame.mosaic.shape

@@ -165,6 +165,8 @@ def unpack(planes: np.ndarray, frame: RawFrame, *, max_dn: int | None = None) ->
 
 
 _CFA_CODE = {"R": 0, "G": 1, "B": 2}
+#: LibRaw ``sizes.flip`` -> TIFF Orientation (0: none, 3: 180, 5: 90 CCW, 6: 90 CW).
+_TIFF_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 
 
@@ -208,6 +210,9 @@ def write_dng(path, mosaic: np.ndarray, frame: RawFrame) -> Path:
         (50728, "2I", 3, _rationals(neutral, False), True),  # AsShotNeutral
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
     ]
+    orient = _TIFF_ORIENTATION.get(int(m.get("orientation") or 0))
+    if orient:
+        tags.append((274, "H", 1, orient, True))  # Orientation, from LibRaw's flip code
     if m.get("make"):
         tags.append((271, "s", 0, m["make"], True))
     if m.get("model"):
