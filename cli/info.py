@@ -20,9 +20,10 @@ def run_info() -> int:
         _, meta = read_model(path)
         net = meta["net"]
         noise = model_noise(meta)
+        shape = ", ".join(f"{k}={v}" for k, v in net.items() if k not in ("arch", "channels"))
         print(f"  {path.name}: method {meta['method']}, noise {noise}, {meta.get('method_params', {})}, "
-              f"{net['arch']} channels={net['channels']} widths={net['widths']}, "
-              f"{meta.get('steps', '?')} steps, recipe recipes/train-{meta.get('recipe', {}).get('name', '?')}.yaml")
+              f"{net['arch']} channels={net['channels']} {shape}, "
+              f"{meta.get('steps', '?')} steps, recipe {meta.get('recipe', {}).get('name', '?')} (recipes/)")
     print("optional dependencies:")
     for mod, why in [("bm3d", "BM3D anchor in 'restore bench'"), ("lpips", "LPIPS metric"),
                      ("rawpy", "camera RAW"), ("kornia", "operators/augmentation")]:
