@@ -54,6 +54,7 @@ def test_dng_round_trips_through_rawpy(tmp_path, cfa):
     assert np.allclose(back.black, frame.black) and np.allclose(back.white, frame.white)
     assert back.meta["make"] == "Test" and back.meta["model"] == "Cam 1"
     assert back.meta["exposure_s"] == pytest.approx(0.01)
+    assert back.meta["iso"] == 800.0  # kept (TIFF/EP ISOSpeedRatings), so --camera works on our DNGs
     turned = RawFrame(mosaic=frame.mosaic, cfa=cfa, black=frame.black, white=frame.white,
                       meta={**frame.meta, "orientation": 6})
     assert read_raw(write_dng(tmp_path / "t.dng", frame.mosaic, turned)).meta["orientation"] == 6  # kept

@@ -80,10 +80,10 @@ def read_raw(path) -> RawFrame:
     import rawpy
 
     path = Path(os.fspath(path))
+    if not path.is_file():
+        _fail(path, "no such file")
     try:
         raw = rawpy.imread(str(path))
-    except FileNotFoundError:
-        _fail(path, "no such file")
     except (rawpy.LibRawError, OSError) as e:  # unsupported, truncated, corrupt
         _fail(path, f"not a readable camera RAW file ({type(e).__name__}: {e}); check that the file is complete, "
                     "or convert it to DNG with Adobe DNG Converter")
@@ -95,11 +95,14 @@ def read_raw(path) -> RawFrame:
             desc = raw.color_desc.decode("ascii", "replace")
             colors = np.array(raw.raw_colors_visible[:2, :2])
             black_idx = list(raw.black_level_per_channel)
-            white = raw.camera_white_level_per_channel or [raw.white_level] * 4
+            white = [w if w and w > 0 else raw.white_level
+                     for w in (raw.camera_white_level_per_channel or [raw.white_level] * 4)]
             meta = {"raw_type": str(raw.raw_type).split(".")[-1], "orientation": int(raw.sizes.flip),
                     "iso": float(raw.other.iso_speed), "exposure_s": float(raw.other.shutter_speed),
                     "camera_wb": [float(v) for v in raw.camera_whitebalance],
                     "color_matrix_xyz_to_cam": np.asarray(raw.rgb_xyz_matrix)[:3].tolist()}
+        except RuntimeError:  # rawpy: "RAW image is not flat" (a linear / demosaiced DNG)
+            _fail(path, "not a 2x2 Bayer mosaic (linear or demosaiced RAW); denoise the rendered image instead")
         except (rawpy.LibRawError, OSError) as e:
             _fail(path, f"the RAW data could not be decoded ({type(e).__name__}: {e}); the file is probably truncated")
     if pattern is None or pattern.shape != (2, 2) or n_colors not in (3, 4) or mosaic.ndim != 2:
@@ -116,7 +119,11 @@ def read_raw(path) -> RawFrame:
         frame.white[k] = white[idx]
     if np.any(frame.white <= frame.black):
         _fail(path, f"white level {frame.white.tolist()} is not above black level {frame.black.tolist()}")
-    meta.update(_tiff_meta(path))
+    extra = _tiff_meta(path)
+    iso_tiff = extra.pop("iso_tiff", None)
+    meta.update(extra)
+    if not meta.get("iso") and iso_tiff:
+        meta["iso"] = iso_tiff
     return frame
 
 
@@ -131,6 +138,10 @@ def _tiff_meta(path: Path) -> dict:
             for key, name in (("Make", "make"), ("Model", "model"), ("UniqueCameraModel", "unique_model")):
                 if key in tags:
                     out[name] = str(tags[key].value).strip("\x00 ")
+            iso = tags.get(34855)  # ISOSpeedRatings (TIFF/EP, as write_dng stores it)
+            if iso is not None:
+                v = iso.value[0] if isinstance(iso.value, (tuple, list)) else iso.value
+                out["iso_tiff"] = float(v)
             if "ColorMatrix1" in tags:
                 v = np.asarray(tags["ColorMatrix1"].value, dtype=float).reshape(-1)
                 m = v[0::2] / v[1::2] if v.size == 18 else v  # rationals come as (num, den) pairs
@@ -218,7 +229,7 @@ def write_dng(path, mosaic: np.ndarray, frame: RawFrame) -> Path:
     if m.get("model"):
         tags.append((272, "s", 0, m["model"], True))
     if m.get("iso"):
-        tags.append((34855, "H", 1, int(round(m["iso"])), True))  # ISOSpeedRatings (TIFF/EP)
+        tags.append((34855, "H", 1, min(65535, int(round(m["iso"]))), True))  # ISOSpeedRatings (TIFF/EP)
     if m.get("exposure_s"):
         tags.append((33434, "2I", 1, _rationals([m["exposure_s"]], False, 1_000_000), True))  # ExposureTime
     path = Path(path)

@@ -101,6 +101,16 @@ def fit_log_linear(K, sigma) -> dict:
     return {"slope": float(slope), "bias": float(bias), "sigma": s}
 
 
+def _iso_line(isos, Ks):
+    """K = c * ISO through the origin (the gain is proportional to the analogue gain; an
+    intercept could make K <= 0 at low ISO); None when no ISO is known."""
+    pts = [(float(i), k) for i, k in zip(isos, Ks) if i]
+    if not pts:
+        return None
+    iso, K = np.array(pts).T
+    return (float(np.sum(iso * K) / np.sum(iso * iso)), 0.0)
+
+
 @dataclass
 class Calibration:
     """Result of :func:`calibrate`: the profile plus the per-ISO measurements behind it."""
@@ -115,7 +125,7 @@ def calibrate(darks: dict, flats: dict, *, name: str = "camera", black: float | 
 
     Every ISO needs both; frames as in :func:`dark_statistics`.  ``full_scale``
     (DN, white - black) keeps saturated flats out of the photon-transfer fit."""
-    isos = sorted(set(darks) & set(flats), key=float)
+    isos = sorted(set(darks) & set(flats), key=lambda v: (v is None, float(v or 0)))
     missing = sorted(set(darks) ^ set(flats), key=str)
     if not isos:
         raise ValueError("no ISO has both dark and flat frames" + (f" (only one kind at {missing})" if missing else ""))
@@ -133,7 +143,7 @@ def calibrate(darks: dict, flats: dict, *, name: str = "camera", black: float | 
         gauss_scale=fit_log_linear(Ks, [per_iso[i]["sigma_gauss"] for i in isos]),
         tl_shapes=[per_iso[i]["lam"] for i in isos],
         color_bias=[per_iso[i]["color_bias"] for i in isos],
-        iso_to_K=tuple(np.polyfit([float(i) for i in isos], Ks, 1).tolist()) if len(isos) > 1 else None,
+        iso_to_K=_iso_line(isos, Ks),
         black=black, white=white,
         source=f"restore calibrate: {len(isos)} ISO(s) {', '.join(str(i) for i in isos)}",
     )

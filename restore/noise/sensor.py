@@ -207,7 +207,9 @@ class SensorProfile:
 
     def K_of_iso(self, iso: float) -> float:
         if not self.iso_to_K:
-            raise ValueError(f"profile {self.name!r} has no ISO -> K line; give K")
+            if self.K_range and self.K_range[0] == self.K_range[1]:  # calibrated at one ISO
+                return float(self.K_range[0])
+            raise ValueError(f"profile {self.name!r} has no ISO -> K line; calibrate with frames whose ISO is known")
         return float(self.iso_to_K[0] * iso + self.iso_to_K[1])
 
     def to_json(self, path) -> Path:
