@@ -42,6 +42,7 @@ def test_pack_unpack_is_exact_for_every_cfa_phase(cfa):
     # plane 0 is red whatever the phase: the scene's red plane, sampled where the CFA has R
     i, j = frame.offsets[0]
     assert frame.cfa[2 * i + j] == "R"
+    assert frame.offsets[1][0] == i and frame.offsets[2][0] != i  # G1 on the red row, G2 on the blue row
 
 
 @pytest.mark.parametrize("cfa", ["RGGB", "GBRG"])

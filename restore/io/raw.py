@@ -56,10 +56,11 @@ class RawFrame:
 
     @property
     def offsets(self) -> list[tuple[int, int]]:
-        """(row, col) of plane R, G1, G2, B inside each 2x2 cell."""
+        """(row, col) of plane R, G1, G2, B inside each 2x2 cell; G1 is the green on R's row."""
         cells = [(0, 0), (0, 1), (1, 0), (1, 1)]
-        greens = [c for c, ch in zip(cells, self.cfa) if ch == "G"]
-        return [cells[self.cfa.index("R")], greens[0], greens[1], cells[self.cfa.index("B")]]
+        red = cells[self.cfa.index("R")]
+        greens = sorted((c for c, ch in zip(cells, self.cfa) if ch == "G"), key=lambda c: c[0] != red[0])
+        return [red, greens[0], greens[1], cells[self.cfa.index("B")]]  # G1: the green on the red row
 
     @property
     def scale(self) -> np.ndarray:
