@@ -1,7 +1,8 @@
 """Synthetic RAW training data: clean sRGB images un-processed to RGGB planes, camera
-sensor noise from a profile, then exactly what :func:`restore.rawdenoise.denoise_planes`
-feeds the grey model: the GAT with the noise's Poisson-Gaussian equivalent, [f(0), f(1)]
-onto [0, 1], the Bayer-opponent transform, one channel per patch.
+sensor noise from a profile, then what :func:`restore.rawdenoise.denoise_planes` feeds the
+grey model (:func:`restore.rawdenoise.gat_unit`: the GAT with the noise's Poisson-Gaussian
+equivalent, [f(0), f(1)] onto [0, 1]; then the Bayer-opponent transform), one channel per
+patch; the dark-frame stretch of inference is not applied (training crops span the range).
 
 Batches: ``noisy`` (B, 1, P, P), ``sigma`` (B,) (the channel's noise std there) and, with
 ``pairs=True`` (the ELD recipe, supervised), ``clean`` (B, 1, P, P): the same map applied to
@@ -45,8 +46,8 @@ class RawSynthetic:
 
     def _case(self, rng: np.random.Generator):
         from restore.noise.sensor import SensorNoise, sample_params
-        from restore.noise.vst import gat, gat_expected
-        from restore.rawdenoise import _SCALE, bayer_to_opponent
+        from restore.noise.vst import gat_expected
+        from restore.rawdenoise import _SCALE, bayer_to_opponent, gat_unit
 
         img = self.planes[rng.integers(len(self.planes))]
         _, h, w = img.shape
@@ -59,9 +60,9 @@ class RawSynthetic:
                                         scale=self.profile.white - self.profile.black, ratio=ratio)
         y = noise.sample(x[None], generator=g)[0]
         a, s = (float(v) for v in noise.poisson_gaussian())
-        f0, f1 = (float(gat(torch.tensor(v, dtype=torch.float64), a, s)) for v in (0.0, 1.0))
+        t, (f0, f1) = gat_unit(y, a, s)
         k = int(rng.integers(4))
-        t = bayer_to_opponent(((gat(y, a, s) - f0) / (f1 - f0)).float())[k : k + 1]
+        t = bayer_to_opponent(t.float())[k : k + 1]
         sigma = 1.0 / (f1 - f0) / float(_SCALE[k])
         c = None
         if self.pairs:  # E[gat(y) | x] on a grid of x, interpolated (the map is smooth and increasing)

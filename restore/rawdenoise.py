@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["BAYER_OPPONENT", "raw_noise", "denoise_planes", "RawNoise", "bayer_to_opponent", "opponent_to_bayer"]
+__all__ = ["BAYER_OPPONENT", "raw_noise", "denoise_planes", "gat_unit", "RawNoise", "bayer_to_opponent", "opponent_to_bayer"]
 
 _R2 = math.sqrt(2.0)
 #: Rows: (R+G1+G2+B)/2, (R-G1-G2+B)/2, (R-B)/sqrt2, (G1-G2)/sqrt2 (orthonormal).
@@ -79,10 +79,20 @@ def raw_noise(planes, *, profile=None, iso: float | None = None, K: float | None
     return RawNoise(gain=float(gain), sigma=float(sigma), source="estimated")
 
 
+def gat_unit(y: torch.Tensor, gain: float, sigma: float) -> tuple[torch.Tensor, tuple[float, float]]:
+    """GAT of ``y`` (noise std 1) mapped by ``[f(0), f(1)] -> [0, 1]`` (as YOND): returns ``t``
+    and ``(f0, f1)``; the noise std in ``t`` is ``1 / (f1 - f0)``.  The map the grey model sees,
+    at inference (:func:`denoise_planes`) and in training (``datasets/raw.py``)."""
+    from restore.noise.vst import gat
+
+    f0, f1 = (float(gat(torch.tensor(v, dtype=torch.float64), gain, sigma)) for v in (0.0, 1.0))
+    return (gat(y, gain, sigma) - f0) / (f1 - f0), (f0, f1)
+
+
 def denoise_planes(planes: torch.Tensor, noise: RawNoise, run_grey, *, opponent: bool = True) -> torch.Tensor:
     """Denoise (4, h, w) planes; ``run_grey(t (1, h, w), sigma) -> (1, h, w)`` is a grey
     Gaussian denoiser on ~[0, 1] data.  Pure Gaussian noise (gain 0) skips the GAT."""
-    from restore.noise.vst import gat, gat_inverse
+    from restore.noise.vst import gat_inverse
 
     def gaussian(t: torch.Tensor, s: float) -> torch.Tensor:
         if not opponent:
@@ -94,10 +104,7 @@ def denoise_planes(planes: torch.Tensor, noise: RawNoise, run_grey, *, opponent:
     y = planes.double()
     if noise.gain <= 0:
         return gaussian(y.float(), noise.sigma).to(planes.dtype)
-    # GAT (noise std 1), then [f(0), f(1)] -> [0, 1] (as YOND): noise std 1 / (f(1) - f(0)) there
-    f = gat(y - noise.mu, noise.gain, noise.sigma)
-    f0, f1 = (float(gat(torch.tensor(v, dtype=torch.float64), noise.gain, noise.sigma)) for v in (0.0, 1.0))
-    t = (f - f0) / (f1 - f0)
+    t, (f0, f1) = gat_unit(y - noise.mu, noise.gain, noise.sigma)
     # stretch dark frames so their bright end (99.9th percentile) sits at 1: the grey model was
     # trained on images spanning [0, 1] with sigma >= 5/255
     q = min(1.0, max(STRETCH_FLOOR, float(torch.quantile(t.flatten()[:: max(1, t.numel() // 1_000_000)], 0.999))))
