@@ -23,16 +23,27 @@ OFFSET = torch.tensor([0.0, 1 / _S2, 1 / _S6 * 2])
 SCALE = torch.tensor([_S3, _S2, 4 / _S6])
 
 
+def orthonormal_forward(x: torch.Tensor, matrix, offset, scale) -> torch.Tensor:
+    """``(C, H, W)`` -> ``(K, H, W)``: ``(matrix @ x + offset) / scale`` per pixel (channel k
+    mapped affinely into [0, 1]; its noise std becomes ``sigma / scale[k]``)."""
+    o = torch.einsum("kc,chw->khw", matrix.type_as(x), x)
+    return (o + offset.type_as(x)[:, None, None]) / scale.type_as(x)[:, None, None]
+
+
+def orthonormal_inverse(z: torch.Tensor, matrix, offset, scale) -> torch.Tensor:
+    """Inverse of :func:`orthonormal_forward` for an orthonormal ``matrix`` (its transpose)."""
+    o = z * scale.type_as(z)[:, None, None] - offset.type_as(z)[:, None, None]
+    return torch.einsum("kc,khw->chw", matrix.type_as(z), o)
+
+
 def rgb_to_opponent(x: torch.Tensor) -> torch.Tensor:
     """``(3, H, W)`` RGB in [0, 1] -> ``(3, H, W)`` opponent channels in [0, 1]."""
-    o = torch.einsum("kc,chw->khw", OPPONENT.type_as(x), x)
-    return (o + OFFSET.type_as(x)[:, None, None]) / SCALE.type_as(x)[:, None, None]
+    return orthonormal_forward(x, OPPONENT, OFFSET, SCALE)
 
 
 def opponent_to_rgb(z: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_opponent` (the matrix is orthonormal: its transpose)."""
-    o = z * SCALE.type_as(z)[:, None, None] - OFFSET.type_as(z)[:, None, None]
-    return torch.einsum("kc,khw->chw", OPPONENT.type_as(z), o)
+    return orthonormal_inverse(z, OPPONENT, OFFSET, SCALE)
 
 
 def opponent_sigmas(sigma) -> list[float]:

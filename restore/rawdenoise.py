@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from restore.color import orthonormal_forward, orthonormal_inverse
+
 __all__ = ["BAYER_OPPONENT", "raw_noise", "denoise_planes", "gat_unit", "RawNoise", "bayer_to_opponent", "opponent_to_bayer"]
 
 _R2 = math.sqrt(2.0)
@@ -33,13 +35,11 @@ _SCALE = torch.tensor([2.0, 2.0, _R2, _R2])
 
 def bayer_to_opponent(p: torch.Tensor) -> torch.Tensor:
     """(4, h, w) planes -> (4, h, w) opponent channels mapped into ~[0, 1]."""
-    o = torch.einsum("kc,chw->khw", BAYER_OPPONENT.type_as(p), p)
-    return (o + _OFFSET.type_as(p)[:, None, None]) / _SCALE.type_as(p)[:, None, None]
+    return orthonormal_forward(p, BAYER_OPPONENT, _OFFSET, _SCALE)
 
 
 def opponent_to_bayer(z: torch.Tensor) -> torch.Tensor:
-    o = z * _SCALE.type_as(z)[:, None, None] - _OFFSET.type_as(z)[:, None, None]
-    return torch.einsum("kc,khw->chw", BAYER_OPPONENT.type_as(z), o)
+    return orthonormal_inverse(z, BAYER_OPPONENT, _OFFSET, _SCALE)
 
 
 @dataclass
