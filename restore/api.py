@@ -326,7 +326,7 @@ def _run_real(r: Restorer, y: torch.Tensor, trained_for: str, run: dict) -> tupl
         base = select_model(y.shape[0], device=r.device, noise="real")  # the shipped route's model
 
         def route(t):
-            return pd_gaussian(lambda u, s: _run_gaussian(base, u, s, **run), t, sigma_scale=REAL_SIGMA_SCALE)[0]
+            return _run_real(base, t, "gaussian", run)[0]
 
         x, s = fitted_real(y, route, lambda t, s: r.run(t, s, tile=run["tile"], overlap=run["overlap"]))
         return x, float(np.mean(s))
