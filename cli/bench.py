@@ -22,6 +22,8 @@ def _settings(args) -> dict:
         cfg["sigmas"] = [float(s) for s in args.sigmas.split(",")]
     if args.methods:
         cfg["methods"] = args.methods.split(",")
+    if cfg.get("kind") == "solve":
+        return cfg
     if not cfg.get("data") and not cfg.get("pairs"):
         raise ValueError("give --data DIR... (clean images), --pairs NOISY_DIR GT_DIR, or --recipe YAML")
     cfg.setdefault("methods", ["noisy", "ours", "ours-est", "bm3d"])
@@ -63,6 +65,19 @@ def run_bench(args) -> int:
     out = {"settings": cfg, "restore": restore.__version__, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "machine": platform.machine(), "started": time.ctime()}
     log = lambda s: print(s, flush=True)  # noqa: E731
+    if cfg.get("kind") == "solve":  # diffusion-prior solvers (recipes/bench-diffusion.yaml)
+        from restore.bench_solve import bench_solve, format_solve_table
+
+        data = cfg["data"][0] if isinstance(cfg["data"], list) else cfg["data"]
+        res = bench_solve(data, cfg["tasks"], cfg["methods"], prior=cfg["prior"], crop=int(cfg.get("crop", 64)),
+                          limit=cfg.get("limit"), seed=int(cfg.get("seed", 0)), log=log)
+        out.update(res)
+        out["minutes"] = (time.time() - t0) / 60
+        print("\nPSNR (dB) / SSIM / seconds per image\n" + format_solve_table(res["rows"]))
+        if res["lpips"]:
+            print(f"LPIPS unavailable: {res['lpips']}")
+        print(f"results: {_write_results(cfg, out)}  ({out['minutes']:.1f} min)")
+        return 0
     if cfg.get("speed", True) and cfg.get("data") and cfg.get("mode") != "estimators" \
             and cfg.get("noise", "gaussian") == "gaussian":
         img = _speed_image(cfg)

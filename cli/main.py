@@ -103,6 +103,30 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--plots", default=None, help="folder for the fit plots (default: OUTPUT-plots/)")
 
 
+def _add_solve(sub) -> None:
+    p = sub.add_parser("solve", help="inverse problems with a diffusion prior (deblur, inpaint, super-resolve, ...)",
+                       description="Restore x from y = A(x) + noise with a diffusion prior: RED-Diff and GDP, "
+                                   "with DPS and DDRM as baselines. Inputs are measurements in the image's units.")
+    p.add_argument("method", choices=["reddiff", "gdp", "dps", "ddrm"])
+    p.add_argument("inputs", nargs="+", help="measurement images, folders or globs")
+    p.add_argument("--operator", default="identity",
+                   help="degradation A: identity (denoise), blur:sigma=S, mask:p=P,seed=N (P = fraction kept), "
+                        "downsample:factor=F, grayscale, exposure:gain=G[,blind=1]; compose with @")
+    p.add_argument("--noise", default=None, help="measurement noise gaussian:SIGMA (<= 1: [0,1] units, > 1: 8-bit)")
+    p.add_argument("--prior", required=True, help="diffusion prior: a .safetensors from 'restore train prior', "
+                   "a diffusers UNet2DModel folder or a guided-diffusion .pt")
+    p.add_argument("-o", "--out", dest="output", default="solved", help="output folder (default: ./solved)")
+    p.add_argument("--steps", type=int, default=None, help="solver steps (default: the solver's)")
+    p.add_argument("--set", nargs="*", default=None, metavar="KEY=VALUE",
+                   help="solver settings, e.g. lam=0.5 lr=0.1 (reddiff), scale=0.1 mode=xt (gdp), zeta=0.5 (dps)")
+    p.add_argument("--patch", type=int, default=None,
+                   help="tile side for images larger than the prior (default: the prior's training size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--suffix", default="", help="text added to output file names")
+    p.add_argument("--ext", default=None, help="output format, e.g. .png (default: the input's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restore", description="Self-supervised image restoration and denoising.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -111,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_bench(sub)
     _add_calibrate(sub)
+    _add_solve(sub)
     sub.add_parser("info", help="versions, devices, shipped models, optional dependencies")
     return parser
 
@@ -143,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             from .calibrate import run_calibrate
 
             return run_calibrate(args)
+        if args.command == "solve":
+            from .solve import run_solve
+
+            return run_solve(args)
         if args.command == "info":
             from .info import run_info
 

@@ -193,6 +193,37 @@ class SyntheticNoisy:
         return out
 
 
+class CleanPatches:
+    """Random clean patches (with flips and rotations), for training priors: batches ``{"clean": (B, C, P, P)}``.
+
+    Args:
+        path: folder (or list of folders) of clean images.
+        channels: 1 or 3.
+        patch, batch_size: patch side in pixels and patches per batch.
+        scales: each image is also kept at these resolutions (area-resampled), so
+            patches from large photos cover as much of a scene as patches from small ones.
+    """
+
+    def __init__(self, path, channels: int, patch: int, batch_size: int, scales=(1.0,)):
+        import cv2
+
+        images, _ = load_folder(path, channels, min_size=patch)
+        self.images = []
+        for img in images:
+            for s in scales:
+                if s == 1.0:
+                    self.images.append(img)
+                    continue
+                h, w = round(img.shape[1] * s), round(img.shape[2] * s)
+                if min(h, w) >= patch:
+                    r = cv2.resize(img.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_AREA)
+                    self.images.append(np.ascontiguousarray(r.reshape(h, w, -1).transpose(2, 0, 1)))
+        self.patch, self.batch_size = patch, batch_size
+
+    def batch(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        return {"clean": torch.from_numpy(random_patches(self.images, self.batch_size, self.patch, rng))}
+
+
 def make_dataset(cfg: dict):
     """Build a dataset from a recipe's ``data`` section (noise levels in 8-bit units)."""
     kind = cfg.get("kind", "noisy")
@@ -212,6 +243,8 @@ def make_dataset(cfg: dict):
             sigma = cfg.get("sigma")
             return NoisyFolder(cfg["path"], sigma=None if sigma is None else sigma / 255.0, **common)
         return NoisyFolder(cfg["path"], noise=noise, level=cfg.get("level"), **common)
+    if kind == "clean":  # clean images as they are (diffusion priors)
+        return CleanPatches(cfg["path"], scales=tuple(cfg.get("scales", [1.0])), **common)
     if kind == "real-pd":  # real camera noise, PD sub-images as grey Gaussian data (datasets/real.py)
         from .real import PDSubimages
 
@@ -228,4 +261,4 @@ def make_dataset(cfg: dict):
                             profile=cfg.get("profile", "SonyA7S2"), iso_range=tuple(cfg.get("iso_range", (800, 12800))),
                             ratio_range=tuple(cfg.get("ratio_range", (10, 100))), pairs=bool(cfg.get("pairs", False)),
                             max_images=cfg.get("max_images"))
-    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic', 'real-pd', 'real-bank' or 'raw-synthetic'")
+    raise ValueError(f"unknown dataset kind {kind!r}; use 'noisy', 'synthetic', 'clean', 'real-pd', 'real-bank' or 'raw-synthetic'")

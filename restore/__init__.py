@@ -14,6 +14,7 @@ _LAZY = {
     "denoise": ("restore.api", "denoise"),
     "load": ("restore.api", "load"),
     "fit": ("restore.fitting", "fit"),
+    "solve": ("restore.solving", "solve"),
 }
 
 
@@ -24,4 +25,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'restore' has no attribute {name!r}")
 
 
-__all__ = ["denoise", "load", "fit", "__version__"]
+__all__ = ["denoise", "load", "fit", "solve", "__version__"]

@@ -35,7 +35,8 @@ def build_recipe(method: str, *, output: str | Path = "model.safetensors", recip
     if data:
         d["path"] = str(data)
         if not synthetic:
-            d["kind"] = "noisy"  # user data is noisy unless synthetic says it is clean
+            # user data is noisy unless synthetic says it is clean; a diffusion prior learns clean images
+            d["kind"] = "clean" if method == "prior" else "noisy"
             d.pop("sigma_range", None)
     if not d.get("path"):
         raise ValueError("the recipe names no data path; give --data DIR")

@@ -10,5 +10,6 @@ from .sdap import SDAP
 from .laine19 import Laine19
 from .nb2nb import Neighbor2Neighbor
 from .supervised import R2RBank, Supervised
+from .prior import DiffusionPriorTraining
 
-__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "Noise2Void", "R2R", "GR2R", "APBSN", "CBSN", "SDAP", "Laine19", "Neighbor2Neighbor", "Supervised", "R2RBank"]
+__all__ = ["METHODS", "Method", "get_method", "register", "Noise2Score", "Noise2Void", "R2R", "GR2R", "APBSN", "CBSN", "SDAP", "Laine19", "Neighbor2Neighbor", "Supervised", "R2RBank", "DiffusionPriorTraining"]

@@ -6,6 +6,7 @@ Images are float tensors of shape (N, C, H, W).  Linear operators provide
 ``"blur:sigma=2"``.
 """
 from .base import Composed, Operator
+from .exposure import Exposure
 from .linear import (
     LINEAR_OPERATORS,
     Blur,
@@ -25,6 +26,7 @@ __all__ = [
     "Downsample",
     "Mask",
     "Grayscale",
+    "Exposure",
     "gaussian_kernel",
     "LINEAR_OPERATORS",
     "make_operator",

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Operator
+from .exposure import Exposure
 
 __all__ = [
     "Identity", "Blur", "Downsample", "Mask", "Grayscale", "gaussian_kernel",
@@ -301,6 +302,10 @@ _SPECS: dict[str, tuple[Callable[..., Operator], dict[str, Callable[[str], objec
     ),
     "mask": (lambda p=0.5, seed=0: Mask(p=p, seed=seed), {"p": float, "seed": int}),
     "grayscale": (Grayscale, {}),
+    "exposure": (
+        lambda gain=1.0, blind=0: Exposure(gain, offset=0.0 if blind else None, learnable=bool(blind)),
+        {"gain": float, "blind": int},
+    ),
 }
 
 
@@ -336,7 +341,9 @@ def make_operator(spec: str) -> Operator:
     Names and parameters (defaults in brackets): ``identity``;
     ``blur:sigma=[1.0],size=[2*ceil(3 sigma)+1]`` (Gaussian, sigma in pixels);
     ``downsample:factor=[2],filter=[box]|none``; ``mask:p=[0.5],seed=[0]``
-    (random mask, ``p`` = fraction of pixels kept); ``grayscale``.
+    (random mask, ``p`` = fraction of pixels kept); ``grayscale``;
+    ``exposure:gain=[1.0],blind=[0]`` (low light ``y = gain x``; ``blind=1``: gain and an
+    offset map are estimated while solving, ``gain`` is the starting value).
     Terms joined by ``@`` compose like the operator: ``"downsample:factor=2@blur:sigma=1"``
     is ``Downsample(2) @ Blur(...)`` (blur first).  Raises ValueError with a
     one-line message on a bad spec.

@@ -103,7 +103,7 @@ def train(method, net, dataset, cfg: TrainConfig, *, out: str | Path, meta: dict
             break
         batch = {k: v.to(device) for k, v in dataset.batch(rng).items()}
         if cfg.channels_last:
-            batch["noisy"] = batch["noisy"].contiguous(memory_format=torch.channels_last)
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in batch.items()}
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(step)
         loss = method.loss(net, batch, progress=step / cfg.steps, generator=gen)
