@@ -285,7 +285,7 @@ def test_make_operator_rejects(spec):
 
 
 def test_make_operator_error_names_choices():
-    with pytest.raises(ValueError, match="valid choices: blur, downsample, grayscale"):
+    with pytest.raises(ValueError, match="valid choices: blur, downsample, exposure, grayscale"):
         make_operator("deblur:sigma=1")
     with pytest.raises(ValueError, match="sigma"):
         make_operator("blur:radius=1")
