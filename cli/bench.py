@@ -22,7 +22,7 @@ def _settings(args) -> dict:
         cfg["sigmas"] = [float(s) for s in args.sigmas.split(",")]
     if args.methods:
         cfg["methods"] = args.methods.split(",")
-    if cfg.get("kind") == "solve":
+    if cfg.get("kind") in ("solve", "solve-patch"):
         return cfg
     if not cfg.get("data") and not cfg.get("pairs"):
         raise ValueError("give --data DIR... (clean images), --pairs NOISY_DIR GT_DIR, or --recipe YAML")
@@ -65,6 +65,15 @@ def run_bench(args) -> int:
     out = {"settings": cfg, "restore": restore.__version__, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "machine": platform.machine(), "started": time.ctime()}
     log = lambda s: print(s, flush=True)  # noqa: E731
+    if cfg.get("kind") == "solve-patch":  # GDP's patch method on a large crop (recipes/demo-gdp-patch.yaml)
+        from restore.bench_solve import patch_demo
+
+        out.update(patch_demo(cfg["image"], cfg["png"], prior=cfg["prior"], operator=cfg["operator"],
+                              sigma=float(cfg.get("sigma", 0.0)), size=int(cfg.get("size", 256)),
+                              patch=cfg.get("patch"), stride=cfg.get("stride"), seed=int(cfg.get("seed", 0)),
+                              log=log, **cfg.get("params", {})))
+        print(f"results: {_write_results(cfg, out)}")
+        return 0
     if cfg.get("kind") == "solve":  # diffusion-prior solvers (recipes/bench-diffusion.yaml)
         from restore.bench_solve import bench_solve, format_solve_table
 

@@ -78,3 +78,24 @@ def test_library_solve_keeps_type_and_layout(tiny_prior):
     assert parse_sigma("gaussian:25") == pytest.approx(25 / 255) and parse_sigma("gaussian:0.05") == 0.05
     with pytest.raises(ValueError):
         parse_sigma("poisson:3")
+
+
+def test_seam_ratio_sees_tile_edges():
+    from restore.bench_solve import seam_ratio
+
+    rng = np.random.default_rng(0)
+    img = rng.random((64, 64, 1))
+    assert 0.9 < seam_ratio(img, 16) < 1.1
+    seamed = img + (np.arange(64) // 16 % 2)[None, :, None] * 2.0  # offsets that jump at every 16th column
+    assert seam_ratio(seamed, 16) > 1.5
+
+
+def test_patch_demo_writes_the_comparison(tmp_path, tiny_prior):
+    from skimage import data
+
+    from restore.bench_solve import patch_demo
+
+    write_image(tmp_path / "cam.png", data.camera()[::8, ::8] / 255.0)  # 64x64
+    res = patch_demo(str(tmp_path / "cam.png"), str(tmp_path / "demo.png"), prior=str(tiny_prior),
+                     operator="mask:p=0.5", sigma=0.01, size=48, steps=3, log=lambda s: None)
+    assert res["tiles"] == 25 and read_image(tmp_path / "demo.png").data.shape == (48, 144, 1)
