@@ -28,7 +28,7 @@ def test_noise_level_input_changes_output():
 
 
 def test_unknown_method_is_a_clear_error():
-    with pytest.raises(ValueError, match="available: apbsn, cbsn, gr2r, laine19, n2s, n2v, nb2nb, r2r, r2r-bank, sdap, supervised"):
+    with pytest.raises(ValueError, match="available: apbsn, cbsn, gr2r, laine19, n2s, n2v, nb2nb, prior, r2r, r2r-bank, sdap, supervised"):
         get_method("nope")
 
 

@@ -98,15 +98,21 @@ def _load_adm(path: Path, *, num_head_channels: int = 64, **kw) -> DiffusionPrio
     return prior
 
 
-def load_prior(path: str | Path, *, num_head_channels: int = 64, patch: int | None = None,
+def load_prior(path: str | Path = "color64", *, num_head_channels: int = 64, patch: int | None = None,
                stride: int | None = None, tile_batch: int = 16) -> DiffusionPrior:
-    """A :class:`DiffusionPrior` from ``path`` (see the module docstring); ``patch``/``stride``
+    """A :class:`DiffusionPrior` from ``path`` (see the module docstring) or a shipped name
+    (``gray64``, ``color64``: :data:`restore.weights.PRIORS`); ``patch``/``stride``
     set the patch method for images larger than the prior (default: its training size)."""
+    from restore.weights import HERE, PRIORS
+
     p = Path(path)
     kw = dict(patch=patch, stride=stride, tile_batch=tile_batch)
+    if not p.exists() and str(path) in PRIORS and (HERE / PRIORS[str(path)]).is_file():
+        p = HERE / PRIORS[str(path)]
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such prior — give a model from 'restore train prior', a diffusers "
-                                "UNet2DModel folder or a guided-diffusion .pt file")
+        names = ", ".join(n for n, f in PRIORS.items() if (HERE / f).is_file()) or "none"
+        raise FileNotFoundError(f"{p}: no such prior — give a shipped name ({names}), a model from "
+                                "'restore train prior', a diffusers UNet2DModel folder or a guided-diffusion .pt file")
     if p.is_dir():
         if not ((p / "config.json").is_file() or (p / "unet" / "config.json").is_file()):
             raise ValueError(f"{p}: a folder without config.json or unet/config.json is not a diffusers model")

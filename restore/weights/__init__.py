@@ -26,6 +26,14 @@ DEFAULTS = {
 }
 
 
+#: Shipped diffusion priors by name (``restore solve --prior color64``): DDPM epsilon networks trained on
+#: 64x64 clean patches of ../shared/data/train (recipes/prior/prior-*.yaml), float16.
+PRIORS = {
+    "gray64": "prior-gray64.safetensors",
+    "color64": "prior-color64.safetensors",
+}
+
+
 def default_weights(method: str = "default", channels: int = 1, noise: str = "gaussian") -> Path:
     """Path of the shipped weights for ``method``, ``channels`` and ``noise`` family.
 
