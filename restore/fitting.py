@@ -31,6 +31,9 @@ def build_recipe(method: str, *, output: str | Path = "model.safetensors", recip
         if not data:
             raise ValueError("give --data DIR (a folder of noisy images) or --recipe YAML")
         r = {"name": Path(output).stem, "method": method, "data": {"kind": "noisy"}, "train": {"steps": 5000}}
+        if method == "prior":  # a small DDPM prior on 64x64 patches (recipes/prior/ has the shipped ones)
+            r["net"] = {"widths": [32, 64, 128, 256], "depth": 2, "image_size": 64}
+            r["data"].update(patch=64, batch_size=16)
     d, train = r.setdefault("data", {}), r.setdefault("train", {})
     if data:
         d["path"] = str(data)

@@ -99,3 +99,19 @@ def test_patch_demo_writes_the_comparison(tmp_path, tiny_prior):
     res = patch_demo(str(tmp_path / "cam.png"), str(tmp_path / "demo.png"), prior=str(tiny_prior),
                      operator="mask:p=0.5", sigma=0.01, size=48, steps=3, log=lambda s: None)
     assert res["tiles"] == 25 and read_image(tmp_path / "demo.png").data.shape == (48, 144, 1)
+
+
+def test_train_prior_from_a_clean_folder(tmp_path):
+    """``restore train prior --data DIR`` writes a prior that ``restore solve`` loads (64x64 patches)."""
+    from skimage import data
+
+    from restore.diffusion import load_prior
+
+    d = tmp_path / "clean"
+    d.mkdir()
+    for k in range(2):
+        write_image(d / f"c{k}.png", np.rot90(data.camera()[::4, ::4], k) / 255.0)
+    out = tmp_path / "p.safetensors"
+    assert main(["train", "prior", "--data", str(d), "-o", str(out), "--steps", "2"]) == 0
+    P = load_prior(out)
+    assert P.image_size == 64 and P.channels == 1 and P.T == 1000
