@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from restore.bench import load_clean
-from restore.metrics import lpips_available, psnr, ssim
+from restore.metrics import lpips_available, lpips_distance, psnr, ssim
 
 __all__ = ["bench_solve", "centre_crops"]
 
@@ -71,9 +71,12 @@ def bench_solve(data: str, tasks: list[dict], methods: dict, *, prior: str, crop
             e, r = est.numpy().transpose(0, 2, 3, 1), x.numpy().transpose(0, 2, 3, 1)
             p = float(np.mean([psnr(a, b) for a, b in zip(e, r)]))
             s = float(np.mean([ssim(a, b) for a, b in zip(e, r)]))
+            lp = float(np.mean(lpips_distance(est, x))) if ok else None
             rows.append({"task": task["name"], "operator": task["operator"], "sigma": sigma, "method": mname,
-                         "params": params, "psnr": p, "ssim": s, "sec_per_image": sec, "images": len(names)})
-            log(f"{task['name']:10s} {mname:8s} {p:6.2f} dB  {s:.4f}  {sec:7.2f} s/image  {params}")
+                         "params": params, "psnr": p, "ssim": s, "lpips": lp, "sec_per_image": sec,
+                         "images": len(names)})
+            lps = f"  LPIPS {lp:.4f}" if lp is not None else ""
+            log(f"{task['name']:10s} {mname:8s} {p:6.2f} dB  {s:.4f}{lps}  {sec:7.2f} s/image  {params}")
     return {"rows": rows, "images": names, "lpips": None if ok else why, "prior": prior}
 
 

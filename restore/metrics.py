@@ -32,10 +32,51 @@ def ssim(x, ref, data_range: float = 1.0) -> float:
     return float(structural_similarity(x, ref, data_range=data_range, channel_axis=-1))
 
 
+def _alexnet_weights():
+    """The torchvision AlexNet checkpoint LPIPS needs, if it is on disk (torch hub cache), else None."""
+    import glob
+    import os
+
+    import torch
+
+    found = glob.glob(os.path.join(torch.hub.get_dir(), "checkpoints", "alexnet-owt-*.pth"))
+    return found[0] if found else None
+
+
 def lpips_available() -> tuple[bool, str]:
-    """Whether LPIPS can run here, and if not, why (it never downloads)."""
+    """Whether LPIPS (AlexNet) can run here without downloading anything, and if not, why."""
     try:
         import lpips  # noqa: F401
     except Exception as e:  # noqa: BLE001
         return False, f"the optional 'lpips' package is not importable ({type(e).__name__}: {e}); pip install 'restore-imaging[lpips]'"
+    if _alexnet_weights() is None:
+        import torch
+
+        return False, (f"the AlexNet backbone weights (alexnet-owt-*.pth) are not in {torch.hub.get_dir()}/checkpoints "
+                       "and restore never downloads; copy them there to enable LPIPS")
     return True, ""
+
+
+_LPIPS = None
+
+
+def lpips_distance(x, ref) -> list[float]:
+    """LPIPS (AlexNet, v0.1) between (N, C, H, W) tensors in [0, 1] (grey is repeated to RGB); one value per image.
+
+    Raises RuntimeError with the reason when :func:`lpips_available` says it cannot run.
+    """
+    global _LPIPS
+    import torch
+
+    ok, why = lpips_available()
+    if not ok:
+        raise RuntimeError(f"LPIPS unavailable: {why}")
+    if _LPIPS is None:
+        import lpips
+
+        _LPIPS = lpips.LPIPS(net="alex", verbose=False).eval()
+    x, ref = torch.as_tensor(x).float(), torch.as_tensor(ref).float()
+    if x.shape[1] == 1:
+        x, ref = x.repeat(1, 3, 1, 1), ref.repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        return _LPIPS(x * 2 - 1, ref * 2 - 1).flatten().tolist()

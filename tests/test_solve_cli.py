@@ -115,3 +115,17 @@ def test_train_prior_from_a_clean_folder(tmp_path):
     assert main(["train", "prior", "--data", str(d), "-o", str(out), "--steps", "2"]) == 0
     P = load_prior(out)
     assert P.image_size == 64 and P.channels == 1 and P.T == 1000
+
+
+def test_lpips_says_why_it_is_unavailable(monkeypatch):
+    """LPIPS never downloads: without the package or the AlexNet weights on disk it reports why."""
+    import restore.metrics as metrics
+
+    ok, why = metrics.lpips_available()
+    if ok:
+        monkeypatch.setattr(metrics, "_alexnet_weights", lambda: None)
+        ok, why = metrics.lpips_available()
+        assert "never downloads" in why
+    assert not ok and why
+    with pytest.raises(RuntimeError, match="LPIPS unavailable"):
+        metrics.lpips_distance(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
