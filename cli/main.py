@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             from .info import run_info
 
             return run_info()
-    except (ValueError, FileNotFoundError, NotImplementedError) as e:
+    except (ValueError, FileNotFoundError, NotImplementedError, ImportError) as e:
         print(f"restore {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

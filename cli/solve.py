@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from restore.io import list_images, read_image, safe_output_path, write_image
+from restore.io import IMAGE_EXTENSIONS, list_images, read_image, safe_output_path, write_image
 
 
 def _params(items: list[str] | None) -> dict:
@@ -26,6 +26,21 @@ def _params(items: list[str] | None) -> dict:
     return out
 
 
+def _expand(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """``(file, path relative to the output folder)``; named files that do not exist are kept (reported)."""
+    pairs, seen = [], set()
+    for inp in inputs:
+        root = Path(inp)
+        for f in list_images([inp], extensions=IMAGE_EXTENSIONS):
+            key = f.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            rel = f.relative_to(root) if root.is_dir() and f.is_relative_to(root) else Path(f.name)
+            pairs.append((f, rel))
+    return pairs
+
+
 def run_solve(args) -> int:
     import dataclasses
 
@@ -34,8 +49,8 @@ def run_solve(args) -> int:
     from restore.api import resolve_device
     from restore.diffusion import load_prior
     from restore.operators import make_operator
-    from restore.solving import parse_sigma, solve_tensor
     from restore.solvers import SOLVERS
+    from restore.solving import check_settings, parse_sigma, solve_tensor
 
     params = _params(args.set)
     if args.steps is not None:
@@ -48,26 +63,37 @@ def run_solve(args) -> int:
     make_operator(args.operator)  # a bad spec is a usage error, before any work
     device = resolve_device(args.device)
     prior = load_prior(args.prior, patch=args.patch).to(device)
-    files = [f for f in list_images(args.inputs) if f.is_file()]
-    if not files:
+    check_settings(args.method, prior, **params)  # bad values are usage errors too, before any file
+    pairs = _expand(args.inputs)
+    if not pairs:
         raise ValueError(f"no image files found in {' '.join(args.inputs)}")
     out_dir = Path(args.output)
+    inputs = {p.resolve() for p, _ in pairs}
+    written: dict[Path, Path] = {}
     failed = 0
-    for f in files:
+    for f, rel in pairs:
         t0 = time.time()
         try:
+            dest = safe_output_path(f, out_dir / rel.parent, args.suffix, ext=args.ext)
+            key = dest.resolve()
+            if key in inputs:
+                raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
+            if key in written:
+                raise ValueError(f"output {dest} was already written for {written[key]} (same file name); "
+                                 "solve them into separate folders or pass their parent folder")
             img = read_image(f)
-            dest = safe_output_path(f, out_dir, args.suffix, ext=args.ext)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())[None].to(device)
             A = make_operator(args.operator)
             x = solve_tensor(y, args.method, A, prior, sigma=sigma, seed=args.seed, **params)
             out = x[0].cpu().numpy().transpose(1, 2, 0)
             same = out.shape == img.data.shape
-            out_dir.mkdir(parents=True, exist_ok=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             write_image(dest, out, like=img if same else None, dtype=None if same else img.dtype)
+            written[key] = f
         except Exception as e:  # noqa: BLE001 - one line per bad file, the batch goes on
             failed += 1
-            print(f"{f}: {type(e).__name__}: {e}", file=sys.stderr)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(msg if msg.startswith(str(f)) else f"{f}: {msg}", file=sys.stderr)
             continue
         print(f"{f} -> {dest}  {out.shape[1]}x{out.shape[0]}  {args.method} {args.operator}  {time.time() - t0:.1f}s")
     return 1 if failed else 0

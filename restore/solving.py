@@ -15,10 +15,19 @@ import numpy as np
 import torch
 
 from restore.diffusion import DiffusionPrior, load_prior
-from restore.operators import Exposure, Operator, make_operator
+from restore.operators import Exposure, Grayscale, Operator, make_operator
 from restore.solvers import get_solver
 
-__all__ = ["solve", "parse_sigma", "solve_tensor"]
+__all__ = ["solve", "parse_sigma", "solve_tensor", "check_settings"]
+
+
+def check_settings(method: str, prior: DiffusionPrior, **params) -> None:
+    """Build the solver once and check its step count against the prior (ValueError on a bad value)."""
+    solver = get_solver(method, **params)
+    steps = getattr(solver, "steps", None)
+    if steps is not None:
+        prior.schedule.timesteps(int(steps))
+    solver.validate()
 
 
 def parse_sigma(noise: str | float | None) -> float:
@@ -48,14 +57,23 @@ def parse_sigma(noise: str | float | None) -> float:
 def _fit_operator(A: Operator, y: torch.Tensor) -> Operator:
     """A blind Exposure gets an offset map of the image size (GDP's M), zeros to start."""
     if isinstance(A, Exposure) and A.learnable and A.offset is not None and A.offset.ndim == 0:
-        return Exposure(float(A.gain), offset=torch.zeros(y.shape[-2:]), learnable=True)
+        return Exposure(A.gain.item(), offset=torch.zeros(y.shape[-2:]), learnable=True)
     return A
 
 
 def solve_tensor(y: torch.Tensor, method: str, A: Operator, prior: DiffusionPrior, *, sigma: float = 0.0,
                  seed: int = 0, **params) -> torch.Tensor:
     """(N, C, h, w) measurement tensor -> (N, C, H, W) estimate, all on ``y``'s device."""
-    if y.shape[1] != prior.channels and not (A.__class__.__name__ == "Grayscale" and prior.channels == 3):
+    if isinstance(A, Grayscale):
+        if y.shape[1] > 1 and bool((y == y[:, :1]).all()):
+            y = y[:, :1]  # a grey image stored as RGB
+        if y.shape[1] != 1:
+            raise ValueError(f"the grayscale operator needs a 1-channel measurement, got {y.shape[1]} channels "
+                             "that differ: give the grey image to colourise")
+        if prior.channels != A.weights.numel():
+            raise ValueError(f"colourisation needs a {A.weights.numel()}-channel prior, this one models "
+                             f"{prior.channels}: use --prior color64")
+    elif y.shape[1] != prior.channels:
         raise ValueError(f"the prior models {prior.channels}-channel images, the measurement has {y.shape[1]} "
                          "channels: use a prior with matching channels")
     A = _fit_operator(A, y).to(y.device)
@@ -98,4 +116,6 @@ def solve(y, method: str = "reddiff", *, operator: str | Operator = "identity", 
         out = np.moveaxis(out, 0, channel_axis)
     elif out.shape[0] == 1:
         out = out[0]
+    else:  # a 2-D measurement whose image has channels (colourisation): channels last
+        out = np.moveaxis(out, 0, -1)
     return torch.from_numpy(out).to(y.device) if is_torch else out

@@ -129,3 +129,55 @@ def test_lpips_says_why_it_is_unavailable(monkeypatch):
     assert not ok and why
     with pytest.raises(RuntimeError, match="LPIPS unavailable"):
         metrics.lpips_distance(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_solve_cli_never_overwrites_inputs_and_reports_missing_files(tmp_path, tiny_prior, inputs, capsys):
+    """An output that would land on another input, and a named file that does not exist: one line each, exit 1."""
+    o2 = tmp_path / "o2"
+    o2.mkdir()
+    other = o2 / "cam.png"
+    other.write_bytes((inputs / "cam.png").read_bytes())
+    before = other.read_bytes()
+    code = main(["solve", "ddrm", str(inputs / "cam.png"), str(other), str(tmp_path / "missing.png"), "--prior", str(tiny_prior),
+                 "-o", str(o2), "--steps", "2"])
+    assert code == 1 and other.read_bytes() == before
+    err = capsys.readouterr().err
+    assert "would overwrite an input" in err and "missing.png" in err
+    assert main(["solve", "gdp", str(inputs / "cam.png"), "--prior", str(tiny_prior), "-o", str(tmp_path / "x"),
+                 "--set", "mode=zz"]) == 2  # a bad setting is a usage error, before any file
+
+
+def test_blind_mode_is_gdp_only_and_grayscale_wants_one_channel(tiny_prior):
+    import restore
+    from restore.solving import solve_tensor
+    from restore.diffusion import load_prior
+
+    y = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    with pytest.raises(ValueError, match="blind mode"):
+        restore.solve(y, "reddiff", operator="exposure:gain=0.5,blind=1", prior=str(tiny_prior), steps=2)
+    P = load_prior(tiny_prior)
+    from restore.operators import Grayscale
+
+    with pytest.raises(ValueError, match="1-channel measurement"):
+        solve_tensor(torch.rand(1, 3, 16, 16), "gdp", Grayscale(), P, steps=2)
+    with pytest.raises(ValueError, match="3-channel prior"):  # grey stored as RGB is collapsed, then the prior is checked
+        solve_tensor(torch.rand(1, 1, 16, 16).repeat(1, 3, 1, 1), "gdp", Grayscale(), P, steps=2)
+
+
+def test_start_estimate_is_the_truncated_svd_pseudo_inverse():
+    """RED-Diff's start: blur is not inverted into noise, unobserved pixels start mid-grey."""
+    from skimage import data
+
+    from restore.operators import Blur, Mask, gaussian_kernel
+    from restore.solvers.base import start_estimate
+
+    x = torch.from_numpy(data.camera()[200:264, 200:264] / 255.0).float()[None, None]
+    A = Blur(gaussian_kernel(2.0))
+    y = A(x) + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    z = start_estimate(A, y)
+    from restore.metrics import psnr
+
+    assert psnr((z + 1) / 2, x) > psnr(y, x) - 1.0  # plain CG pinv of the noisy blur measured 15.7 dB here
+    M = Mask(p=0.5, seed=0)
+    z = start_estimate(M, M(x))
+    assert bool((z[M(torch.ones_like(x)) == 0] == 0).all())

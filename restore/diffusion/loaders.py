@@ -55,11 +55,17 @@ def _load_diffusers(path: Path, **kw) -> DiffusionPrior:
         raise ImportError(f"{path}: loading a diffusers model needs the optional 'diffusers' package "
                           f"(pip install diffusers): {e}") from None
     unet_dir = path / "unet" if (path / "unet" / "config.json").is_file() else path
-    model = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True).eval()
+    try:
+        model = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True).eval()
+    except Exception as e:  # noqa: BLE001 - missing weights, bad config: one line
+        raise ValueError(f"{path}: not a loadable diffusers UNet2DModel ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
     sched = DDPMSchedule()
     sc = path / "scheduler" / "scheduler_config.json"
     if sc.is_file():
         cfg = json.loads(sc.read_text())
+        if cfg.get("prediction_type", "epsilon") != "epsilon":
+            raise ValueError(f"{sc}: prediction_type {cfg['prediction_type']!r} is not supported (epsilon only)")
         if cfg.get("beta_schedule", "linear") != "linear":
             raise ValueError(f"{sc}: beta_schedule {cfg['beta_schedule']!r} is not supported (linear only)")
         sched = DDPMSchedule(T=int(cfg.get("num_train_timesteps", 1000)), beta_start=float(cfg.get("beta_start", 1e-4)),
@@ -87,9 +93,18 @@ def _load_adm(path: Path, *, num_head_channels: int = 64, **kw) -> DiffusionPrio
         raise ValueError(f"{path}: not a readable PyTorch state dict ({e})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    cfg = adm_config_from_state_dict(state, num_head_channels=num_head_channels)
-    net = ADMUNet(**cfg)
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state dict")
+    if "label_emb.weight" in state:
+        raise ValueError(f"{path}: a class-conditional guided-diffusion model; use an unconditional one "
+                         "(e.g. 256x256_diffusion_uncond.pt)")
+    try:
+        cfg = adm_config_from_state_dict(state, num_head_channels=num_head_channels)
+        net = ADMUNet(**cfg)
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: not a guided-diffusion UNet state dict this loader understands "
+                         f"({str(e).splitlines()[0]})") from None
     net.eval()
     channels = cfg["in_channels"]
     prior = DiffusionPrior(_first_channels(net, channels), channels=channels, schedule=DDPMSchedule(),

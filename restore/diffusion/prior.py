@@ -48,6 +48,8 @@ class DiffusionPrior(nn.Module):
         self.channels, self.image_size, self.multiple, self.source = int(channels), image_size, int(multiple), source
         self.schedule = schedule or DDPMSchedule()
         self.patch = patch or image_size
+        if stride is not None and self.patch and not 0 < stride <= self.patch:
+            raise ValueError(f"tile stride must be in (0, patch={self.patch}], got {stride}")
         self.stride = stride
         self.tile_batch = int(tile_batch)
 

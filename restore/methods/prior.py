@@ -27,8 +27,13 @@ class DiffusionPriorTraining(Method):
     beta_start: float = 1e-4
     beta_end: float = 0.02
 
+    def prepare(self, dataset) -> None:
+        self.patch = getattr(dataset, "patch", None)
+
     def build_net(self, channels: int) -> nn.Module:
         cfg = {k: v for k, v in self.net_config.items() if k in ("widths", "depth", "image_size")}
+        if "image_size" not in cfg and getattr(self, "patch", None):
+            cfg["image_size"] = int(self.patch)  # the size it learns at is the size it tiles with
         return EpsUNet(channels=channels, T=self.T, beta_start=self.beta_start, beta_end=self.beta_end, **cfg)
 
     def params(self) -> dict:

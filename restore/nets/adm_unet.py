@@ -201,7 +201,8 @@ def adm_config_from_state_dict(state: dict, *, num_head_channels: int = 64) -> d
         out_w = state["out.2.weight"]
     except KeyError as e:
         raise ValueError(f"not a guided-diffusion UNet state dict (missing {e})") from None
-    mc, in_ch, out_ch = w0.shape[0], w0.shape[1], out_w.shape[0]
+    in_ch, out_ch = w0.shape[1], out_w.shape[0]
+    mc = state["time_embed.0.weight"].shape[1] if "time_embed.0.weight" in state else w0.shape[0]
 
     def block_keys(prefix, i):
         p = f"{prefix}.{i}."

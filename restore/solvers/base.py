@@ -52,9 +52,46 @@ def linear_measurement(A: Operator, y: Tensor, shape) -> Tensor:
 
 
 def initial_estimate(A: Operator, y: Tensor) -> Tensor:
-    """``clip(A^+ y, 0, 1)``: the pseudo-inverse (every solver's shape and RED-Diff's start)."""
+    """``clip(A^+ y, 0, 1)`` in [0, 1] units (plain pseudo-inverse; the bench's ``pinv`` row)."""
     with torch.no_grad():
         return A.pinv(y).clamp(0, 1)
+
+
+def image_shape(A: Operator, y: Tensor) -> tuple:
+    """Shape of the image ``x`` behind a measurement ``y`` (the adjoint's for linear ``A``)."""
+    with torch.no_grad():
+        return tuple((A.adjoint(y) if A.linear else A.pinv(y)).shape)
+
+
+def start_estimate(A: Operator, y: Tensor, *, s_min: float = 3e-2) -> Tensor:
+    """A starting image in prior units: the truncated-SVD pseudo-inverse of ``y_z = 2 y - A(1)``.
+
+    Singular values ``<= s_min`` are dropped (as in the official RED-Diff/DDRM code), so a blur
+    is not inverted into noise, and unobserved pixels start at 0 (mid-grey), not at black.
+    Operators without a known SVD use conjugate-gradient ``A^+ y_z``; nonlinear ones ``2 A^+(y) - 1``.
+    Clipped to [-1, 1].
+    """
+    from restore.operators.svd import svd_of
+
+    shape = image_shape(A, y)
+    with torch.no_grad():
+        if not A.linear:
+            return to_prior(A.pinv(y)).clamp(-1, 1)
+        yz = linear_measurement(A, y, shape)
+        try:
+            svd = svd_of(A, shape, s_min=s_min)
+        except NotImplementedError:
+            return A.pinv(yz).clamp(-1, 1)
+        s = svd.s.to(device=y.device, dtype=y.dtype).expand(shape)
+        c = torch.where(s > 0, svd.Ut(yz) / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(s))
+        return svd.V(c).clamp(-1, 1)
+
+
+def reject_blind(A: Operator, solver: str) -> None:
+    """Only GDP estimates an operator's trainable parameters; the others would silently ignore them."""
+    if any(p.requires_grad for p in A.parameters()):
+        raise ValueError(f"{solver} cannot estimate the operator's parameters (blind mode): use gdp, "
+                         "or give the operator's values (e.g. exposure:gain=0.1 without blind=1)")
 
 
 def residual(A: Operator, z: Tensor, y: Tensor) -> Tensor:
@@ -109,6 +146,12 @@ class Solver:
                  generator: torch.Generator | None = None) -> Tensor:
         """Restore ``x`` from ``y = A(x) + N(0, sigma^2)`` (``y``, ``sigma`` in [0, 1] units)."""
         raise NotImplementedError
+
+    def validate(self) -> None:
+        """Raise ValueError on settings out of range (called before any work)."""
+        steps = getattr(self, "steps", 1)
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"{self.name}: steps must be a positive integer, got {steps!r}")
 
     def params(self) -> dict:
         from dataclasses import asdict

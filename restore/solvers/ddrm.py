@@ -22,7 +22,7 @@ import torch
 
 from restore.operators.svd import svd_of
 
-from .base import Solver, from_prior, initial_estimate, linear_measurement, randn_like, register_solver
+from .base import Solver, from_prior, image_shape, linear_measurement, randn_like, register_solver, reject_blind
 
 
 @register_solver("ddrm")
@@ -44,7 +44,9 @@ class DDRM(Solver):
     def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
         if not A.linear:
             raise ValueError("DDRM needs a linear operator with a known SVD; use gdp or reddiff for this one")
-        shape = initial_estimate(A, y).shape
+        self.validate()
+        reject_blind(A, "ddrm")
+        shape = image_shape(A, y)
         svd = svd_of(A, tuple(shape), s_min=self.s_min)
         s = svd.s.to(device=y.device, dtype=y.dtype).expand(shape)
         seen = s > 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Solver, from_prior, initial_estimate, posterior_step, randn_like, register_solver, residual
+from .base import Solver, from_prior, image_shape, posterior_step, randn_like, register_solver, reject_blind, residual
 
 
 @register_solver("dps")
@@ -29,7 +29,9 @@ class DPS(Solver):
     zeta: float = 1.0
 
     def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
-        shape = initial_estimate(A, y).shape
+        self.validate()
+        reject_blind(A, "dps")
+        shape = image_shape(A, y)
         ts = prior.schedule.timesteps(self.steps)
         x = randn_like(torch.empty(shape, dtype=y.dtype, device=y.device), generator)
         for i, t in enumerate(ts):

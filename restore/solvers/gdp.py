@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import (Solver, data_lipschitz, from_prior, initial_estimate, posterior_step, randn_like, register_solver,
+from .base import (Solver, data_lipschitz, from_prior, image_shape, posterior_step, randn_like, register_solver,
                    residual)
 
 
@@ -55,10 +55,14 @@ class GDP(Solver):
     mode: str = "x0"
     degradation_lr: float = 0.01
 
-    def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
+    def validate(self) -> None:
+        super().validate()
         if self.mode not in ("x0", "xt"):
             raise ValueError(f"GDP mode must be 'x0' or 'xt', got {self.mode!r}")
-        shape = initial_estimate(A, y).shape
+
+    def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
+        self.validate()
+        shape = image_shape(A, y)
         theta = [p for p in A.parameters() if p.requires_grad]
         opt = torch.optim.Adam(theta, lr=self.degradation_lr) if theta else None
         L = data_lipschitz(A, shape, y) / 4
@@ -69,6 +73,8 @@ class GDP(Solver):
             with torch.no_grad():
                 x0 = prior.x0(x, t).clamp(-1, 1)
                 mu, std = posterior_step(prior, x, x0, t, t_prev)
+            if theta and i:  # the learned degradation changes the data term's curvature
+                L = data_lipschitz(A, shape, y, iters=5) / 4
             eta = min(self.scale * (t - t_prev), 1.0) / max(L, 1e-12)
             z = (x0 if self.mode == "x0" else x).detach().requires_grad_(True)
             loss = 0.5 * residual(A, z, y).pow(2).sum()

@@ -1,7 +1,7 @@
 """RED-Diff (Mardani et al., ICLR 2024): variational restoration as stochastic optimisation.
 
 Adam on one image estimate ``mu`` (prior units, [-1, 1]), started at the
-pseudo-inverse; timesteps descend from T-1 to 0; at each, fresh noise gives
+truncated-SVD pseudo-inverse (:func:`restore.solvers.base.start_estimate`); timesteps descend from T-1 to 0; at each, fresh noise gives
 ``x_t = sqrt(abar) mu + sqrt(1 - abar) eps`` and one network call ``eps_hat``
 (no gradient through the network).  Loss::
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import (Solver, data_lipschitz, from_prior, initial_estimate, randn_like, register_solver, residual,
-                   to_prior)
+from .base import (Solver, data_lipschitz, from_prior, randn_like, register_solver, reject_blind, residual,
+                   start_estimate)
 
 WEIGHTINGS = {
     "linear": lambda s: s,
@@ -59,11 +59,16 @@ class REDDiff(Solver):
     obs_weight: float = 1.0
     sigma_x0: float = 0.0
 
-    def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
+    def validate(self) -> None:
+        super().validate()
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; use {', '.join(WEIGHTINGS)}")
+
+    def __call__(self, y, A, prior, *, sigma=0.0, generator=None):
+        self.validate()
+        reject_blind(A, "reddiff")
         g = WEIGHTINGS[self.weighting]
-        mu = to_prior(initial_estimate(A, y)).requires_grad_(True)
+        mu = start_estimate(A, y).requires_grad_(True)
         opt = torch.optim.Adam([mu], lr=self.lr, betas=(0.9, 0.99))
         n = mu[0].numel()
         L = max(data_lipschitz(A, mu.shape, y), 1e-12)
