@@ -45,11 +45,11 @@ def _error(name, A, K=256, **kw):
 
 
 SETTINGS = {  # measured error / prior-mean error: mask, downsample
-    "ddrm": dict(steps=100),  # 0.14, 0.05
+    "ddrm": dict(steps=100),  # 0.14, 0.04
     "gdp": dict(steps=100, scale=0.01),  # 0.37, 0.14
     "gdp-xt": dict(steps=100, scale=0.03, mode="xt"),  # 0.25, 0.35
-    "dps": dict(steps=100, zeta=0.2),  # 0.33, 0.28
-    "reddiff": dict(steps=200, lam=4.0, lr=0.1),  # 0.17, 0.38
+    "dps": dict(steps=100, zeta=0.2),  # 0.33, 0.32
+    "reddiff": dict(steps=200, lam=4.0, lr=0.1),  # 0.13, 0.38
 }
 
 
