@@ -80,3 +80,41 @@ def lpips_distance(x, ref) -> list[float]:
         x, ref = x.repeat(1, 3, 1, 1), ref.repeat(1, 3, 1, 1)
     with torch.no_grad():
         return _LPIPS(x * 2 - 1, ref * 2 - 1).flatten().tolist()
+
+
+# --- hyperspectral cubes: (B, H, W) arrays, bands first, values in [0, 1] (data_range) ---------------------------
+
+def mpsnr(x, ref, data_range: float = 1.0) -> float:
+    """Mean over bands of the band PSNR (dB); cubes (B, H, W)."""
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    return float(np.mean([psnr(a, b, data_range) for a, b in zip(x, ref)]))
+
+
+def mssim(x, ref, data_range: float = 1.0) -> float:
+    """Mean over bands of the band SSIM (scikit-image defaults, as in the QRNN3D protocol)."""
+    from skimage.metrics import structural_similarity
+
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    return float(np.mean([structural_similarity(a, b, data_range=data_range) for a, b in zip(x, ref)]))
+
+
+def sam(x, ref, *, degrees: bool = False, eps: float = 1e-8) -> float:
+    """Spectral angle mapper: mean over pixels of ``arccos(<x_p, r_p> / (|x_p| |r_p|))``.
+
+    Radians by default (as the QRNN3D protocol); ``degrees=True`` for degrees.  ``eps`` only guards
+    zero spectra: QRNN3D adds it to numerator and norms, which gives identical spectra an angle of
+    ~1e-4 rad (arccos is steep at 1); here identical spectra give 0."""
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    num = (x * ref).sum(axis=0)
+    den = np.maximum(np.sqrt((x * x).sum(axis=0)) * np.sqrt((ref * ref).sum(axis=0)), eps)
+    ang = np.arccos(np.clip(num / den, -1.0, 1.0))
+    return float(np.degrees(ang.mean()) if degrees else ang.mean())
+
+
+def ergas(x, ref, *, ratio: float = 1.0) -> float:
+    """ERGAS (Wald 2000): ``100 / ratio * sqrt(mean_b(RMSE_b^2 / mean(ref_b)^2))``; ratio = resolution
+    ratio (1 for denoising).  Dimensionless; lower is better."""
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    rmse2 = ((x - ref) ** 2).reshape(x.shape[0], -1).mean(axis=1)
+    mu2 = ref.reshape(ref.shape[0], -1).mean(axis=1) ** 2
+    return float(100.0 / ratio * np.sqrt(np.mean(rmse2 / np.maximum(mu2, 1e-30))))
