@@ -25,8 +25,10 @@ gain f and offset map M), each step also takes one Adam step of
 ``degradation_lr`` on them, minimising the same data fit at the current ``x0_hat``.
 
 Patch method: a prior trained on small images runs on overlapping tiles of the
-image at every step (see :meth:`DiffusionPrior.eps`), averaged, with one global
-noise draw per step.
+image at every step (see :meth:`DiffusionPrior.eps`), averaged with a sin^2
+window (GDP averages uniformly, which measured a seam ratio of 1.31 on the
+256x256 demo against 1.01 with the window; recipes/demo-gdp-patch.yaml), with
+one global noise draw per step.
 """
 from __future__ import annotations
 
