@@ -181,3 +181,23 @@ def test_start_estimate_is_the_truncated_svd_pseudo_inverse():
     M = Mask(p=0.5, seed=0)
     z = start_estimate(M, M(x))
     assert bool((z[M(torch.ones_like(x)) == 0] == 0).all())
+
+
+def test_bench_solve_rows_and_blind_skips(tmp_path, tiny_prior):
+    from skimage import data
+
+    from restore.bench_solve import bench_solve
+
+    d = tmp_path / "clean"
+    d.mkdir()
+    for k in range(2):
+        write_image(d / f"c{k}.png", np.rot90(data.camera()[::4, ::4], k) / 255.0)
+    tasks = [{"name": "inp", "operator": "mask:p=0.5", "sigma": 0.01},
+             {"name": "dark", "operator": "exposure:gain=0.2", "solve_operator": "exposure:gain=1.0,blind=1",
+              "sigma": 0.01}]
+    res = bench_solve(str(d), tasks, {"pinv": {}, "reddiff": {"steps": 3}, "gdp": {"steps": 3}},
+                      prior=str(tiny_prior), crop=32, log=lambda s: None)
+    got = {(r["task"], r["method"]) for r in res["rows"]}
+    assert got == {("inp", "pinv"), ("inp", "reddiff"), ("inp", "gdp"), ("dark", "pinv"), ("dark", "gdp")}
+    dark = next(r for r in res["rows"] if r["task"] == "dark" and r["method"] == "gdp")
+    assert "gain" in dark["learned"] and res["rows"][0]["images"] == 2
