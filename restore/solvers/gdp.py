@@ -47,13 +47,14 @@ class GDP(Solver):
 
     Args:
         steps: reverse steps (1000 = full DDPM; fewer = strided).
-        scale: guidance step per unit timestep, as a fraction of the largest stable step.
+        scale: guidance step per unit timestep, as a fraction of the largest stable step (0.1
+            measured best on training crops for inpainting, SR and deblurring; denoising 0.01).
         mode: ``"x0"`` (guidance on the x0 estimate) or ``"xt"``.
         degradation_lr: Adam step on the operator's trainable parameters (blind mode).
     """
 
     steps: int = 250
-    scale: float = 0.01
+    scale: float = 0.1
     mode: str = "x0"
     degradation_lr: float = 0.01
 
