@@ -113,6 +113,20 @@ def seam_ratio(img: np.ndarray, period: int) -> float:
     return float(at / off)
 
 
+def _demo_image(image: str) -> np.ndarray:
+    """(H, W, C) float image in [0, 1] from a path, or ``skimage:NAME`` for an image scikit-image ships."""
+    if image.startswith("skimage:"):
+        import skimage.data
+        from skimage.util import img_as_float32
+        name = image.split(":", 1)[1]
+        if not hasattr(skimage.data, name):
+            raise ValueError(f"{image}: scikit-image ships no image called {name!r}; try skimage:astronaut")
+        img = img_as_float32(getattr(skimage.data, name)())
+        return img[..., None] if img.ndim == 2 else img[..., :3]
+    from restore.io import read_image
+    return read_image(image).data
+
+
 def patch_demo(image: str, out_png: str, *, prior: str, operator: str, sigma: float, size: int = 256,
                patch: int | None = None, stride: int | None = None, seed: int = 0, log=print, **params) -> dict:
     """GDP's patch method on a ``size`` x ``size`` centre crop with a prior trained on smaller images.
@@ -120,13 +134,13 @@ def patch_demo(image: str, out_png: str, *, prior: str, operator: str, sigma: fl
     Writes ``out_png`` = [pseudo-inverse | GDP | ground truth] side by side and returns PSNR/SSIM and the
     seam ratio at the tile stride (result and ground truth)."""
     from restore.diffusion import load_prior
-    from restore.io import read_image, write_image
+    from restore.io import write_image
     from restore.operators import make_operator
     from restore.solvers import get_solver
     from restore.solvers.base import initial_estimate
 
     P = load_prior(prior, patch=patch, stride=stride)
-    img = read_image(image).data
+    img = _demo_image(image)
     h, w = img.shape[:2]
     i, j = (h - size) // 2, (w - size) // 2
     x = torch.from_numpy(np.ascontiguousarray(img[i:i + size, j:j + size].transpose(2, 0, 1)))[None]

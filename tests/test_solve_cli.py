@@ -201,3 +201,12 @@ def test_bench_solve_rows_and_blind_skips(tmp_path, tiny_prior):
     assert got == {("inp", "pinv"), ("inp", "reddiff"), ("inp", "gdp"), ("dark", "pinv"), ("dark", "gdp")}
     dark = next(r for r in res["rows"] if r["task"] == "dark" and r["method"] == "gdp")
     assert "gain" in dark["learned"] and res["rows"][0]["images"] == 2
+
+
+def test_demo_image_reads_scikit_image_names():
+    from restore.bench_solve import _demo_image
+
+    assert _demo_image("skimage:camera").shape == (512, 512, 1)
+    assert _demo_image("skimage:astronaut").shape == (512, 512, 3)
+    with pytest.raises(ValueError, match="no image called"):
+        _demo_image("skimage:nosuchimage")
