@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_calibrate(sub)
     _add_solve(sub)
+    from .cube import add_cube
+
+    add_cube(sub)
     sub.add_parser("info", help="versions, devices, shipped models, optional dependencies")
     return parser
 
@@ -172,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             from .solve import run_solve
 
             return run_solve(args)
+        if args.command == "cube":
+            from .cube import run_cube
+
+            return run_cube(args)
         if args.command == "info":
             from .info import run_info
 

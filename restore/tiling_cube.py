@@ -56,7 +56,8 @@ def cube_tile_plan(shape: Sequence[int], tile: Sequence[int], overlap: Sequence[
 
 def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, tile: Sequence[int] = (32, 128, 128),
                      overlap: Sequence[int] = (8, 16, 16), multiple: Sequence[int] = (1, 1, 1), window: str = "hann",
-                     batch_size: int = 4, out: Any = None, device: str | torch.device = "cpu") -> Any:
+                     batch_size: int = 4, out: Any = None, device: str | torch.device = "cpu",
+                     with_origins: bool = False) -> Any:
     """Apply ``fn`` to a (B, H, W) cube in 3-D tiles and blend them into ``out``.
 
     Args:
@@ -68,6 +69,8 @@ def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, t
         window: ``"crop"``, ``"hann"`` or ``"linear"``.
         out: (B, H, W) float array-like to write into (zeroed first), e.g. a zarr array or a
             memmap; default a new float32 NumPy array.
+        with_origins: call ``fn(batch, origins)`` with ``origins`` the (band, row, column) start of
+            each tile in the cube (for per-band parameters such as noise levels).
     Returns ``out``.
     """
     shape = tuple(int(s) for s in cube.shape)
@@ -80,7 +83,10 @@ def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, t
     else:
         if tuple(out.shape) != shape:
             raise ValueError(f"out has shape {tuple(out.shape)}, the cube {shape}")
-        out[...] = 0
+        if window != "crop":  # crop regions partition the cube: written once, no accumulation
+            for b0 in range(shape[0]):  # zeroed in slabs: bounded memory for any size
+                for r0 in range(0, shape[1], 64):
+                    out[b0, r0:r0 + 64] = 0
     sizes = [te for te, _ in plan]
     tiles = list(itertools.product(*(p for _, p in plan)))
 
@@ -95,8 +101,16 @@ def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, t
                 t = F.pad(t[None, None], (0, pad[2], 0, pad[1], 0, pad[0]), mode=mode)[0, 0]
             batch.append(t)
         with torch.inference_mode():
-            res = fn(torch.stack(batch).to(device)).float().cpu().numpy()
+            x = torch.stack(batch).to(device)
+            origins = [tuple(a for a, _, _ in axes) for axes in group]
+            res = (fn(x, origins) if with_origins else fn(x)).float().cpu().numpy()
         for axes, r in zip(group, res):
+            if window == "crop":  # write the tile's own region only (weights are 1 there, 0 elsewhere)
+                nz = [np.flatnonzero(w) for _, _, w in axes]
+                src = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in nz)
+                dst = tuple(slice(a + s.start, a + s.stop) for (a, _, _), s in zip(axes, src))
+                out[dst] = r[src].astype(np.float32)
+                continue
             (a0, b0, w0), (a1, b1, w1), (a2, b2, w2) = axes
             w = w0[:, None, None] * w1[None, :, None] * w2[None, None, :]
             region = (slice(a0, b0), slice(a1, b1), slice(a2, b2))

@@ -1,0 +1,161 @@
+"""Self-supervised spectral-spatial denoiser: each band predicted from a window of its neighbours.
+
+Noise is independent from band to band, so a network that sees the ``2k``
+neighbouring bands ``b-k..b-1, b+1..b+k`` of band ``b`` -- but not band ``b``
+itself -- and is trained to output the *noisy* band ``b`` learns
+``E[x_b | neighbours]``: the noisy target's noise cannot be predicted, so it
+averages out of the loss (Noise2Self's J-invariance, with the band as the
+hidden set).  No clean cube is needed; the model trains on the noisy cube
+itself or on a folder of cubes.
+
+The prediction ``f`` ignores band ``b``'s own measurement.  It can be put back
+(``blend=True``; off by default, see :func:`denoise_bands`) by a local
+linear-MMSE (Wiener) blend: with the residual ``r = y_b - f`` (prediction
+error plus noise of variance ``sigma_b^2``), ``v = max(box(r^2) - sigma_b^2, 0)``
+estimates the prediction error power in a 7x7 window and
+``x_hat = f + v / (v + sigma_b^2) * r``; where the neighbours predict the band
+well (most of a smooth spectrum) ``x_hat ~ f``, where they do not (absorption
+lines, the ends of the spectrum) the band keeps its own data.
+
+Band-varying noise: the per-band stds ``sigma_b`` (estimated per band when
+not given) enter the network as constant planes, one per input band.
+
+Shapes: cubes are (B, H, W) float in [0, 1]-like units; ``sigma`` in the same
+units.  The model is local in all three axes (bands: ``k``; pixels: the
+receptive field), so :func:`restore.tiling_cube.tiled_apply_cube` tiles it
+exactly with ``window="crop"``, band overlap >= 2k and pixel overlap >= 2 x the
+receptive-field radius.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from restore.nets.registry import register_arch
+from restore.nets.unet import _Block
+
+__all__ = ["BandWindowNet", "neighbour_index", "band_window_inputs", "wiener_blend", "denoise_bands"]
+
+
+def neighbour_index(n_bands: int, k: int) -> torch.Tensor:
+    """(B, 2k) long: the bands ``b-k..b-1, b+1..b+k`` of each band ``b``; a neighbour beyond the
+    cube's ends is replaced by its mirror image about ``b`` (``b - o`` for ``b + o``), so the window
+    never holds ``b`` itself.  Needs ``B >= 2k + 1``."""
+    if n_bands < 2 * k + 1:
+        raise ValueError(f"a band window of k={k} needs at least {2 * k + 1} bands, the cube has {n_bands}; "
+                         f"use a smaller k or the subspace/band-wise method")
+    b = torch.arange(n_bands)[:, None]
+    off = torch.tensor([o for o in range(-k, k + 1) if o != 0])[None, :]
+    i = b + off
+    return torch.where((i < 0) | (i > n_bands - 1), b - off, i)
+
+
+def band_window_inputs(cube: torch.Tensor, sigma: torch.Tensor, k: int,
+                       bands: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network inputs for ``bands`` of a cube batch.
+
+    Args:
+        cube: (N, B, H, W); sigma: (N, B) per-band noise std; bands: (M,) band indices (default all).
+    Returns ``(neigh, s)``: (N*M, 2k, H, W) neighbour bands and (N*M, 2k) their stds, ordered
+    cube-major (all bands of cube 0 first).
+    """
+    n, B, h, w = cube.shape
+    idx = neighbour_index(B, k).to(cube.device)
+    if bands is not None:
+        idx = idx[bands.to(cube.device)]
+    m = idx.shape[0]
+    neigh = cube[:, idx.reshape(-1)].reshape(n * m, 2 * k, h, w)
+    s = sigma[:, idx.reshape(-1)].reshape(n * m, 2 * k)
+    return neigh, s
+
+
+@register_arch
+class BandWindowNet(nn.Module):
+    """(N, 2k, H, W) neighbour bands + (N, 2k) their stds -> (N, 1, H, W) the centre band.
+
+    A pixel-unshuffle UNet (as :class:`restore.nets.CompactUNet`) predicting a correction to the
+    mean of the two adjacent bands.  H, W must be multiples of :attr:`multiple`.
+    """
+
+    def __init__(self, k: int = 3, widths: Sequence[int] = (32, 64), depth: int = 2, sigma_scale: float = 10.0):
+        super().__init__()
+        self.k, self.widths, self.depth, self.sigma_scale = int(k), tuple(int(v) for v in widths), int(depth), sigma_scale
+        c_in = 2 * self.k
+        self.head = _Block(4 * c_in + c_in, self.widths[0], self.depth)
+        self.down = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(self.widths[:-1], self.widths[1:]))
+        self.enc = nn.ModuleList(_Block(v, v, self.depth) for v in self.widths[1:])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(self.widths[:-1], self.widths[1:]))
+        self.dec = nn.ModuleList(_Block(v, v, self.depth) for v in self.widths[:-1])
+        self.tail = nn.Conv2d(self.widths[0], 4, 3, padding=1)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** len(self.widths)
+
+    @property
+    def radius(self) -> int:
+        """An upper bound on the receptive-field radius in pixels (measured: 20 for the default
+        widths (32, 64), depth 2; this bound gives 23)."""
+        L, d = len(self.widths), self.depth
+        r = 1 + 2 * (2 * d + 1)  # unshuffle; head, decoder and tail convs at scale 2
+        for lvl in range(1, L):
+            r += 2 * 2**lvl + d * 2 ** (lvl + 1) * (2 if lvl < L - 1 else 1)
+        return r
+
+    def config(self) -> dict:
+        return {"arch": "BandWindowNet", "k": self.k, "widths": list(self.widths), "depth": self.depth,
+                "sigma_scale": self.sigma_scale}
+
+    def forward(self, neigh: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        z = F.pixel_unshuffle(neigh, 2)
+        plane = (sigma * self.sigma_scale)[:, :, None, None].expand(-1, -1, *z.shape[-2:])
+        h = self.head(torch.cat([z, plane.to(z.dtype)], 1))
+        skips = [h]
+        for down, enc in zip(self.down, self.enc):
+            h = enc(down(h))
+            skips.append(h)
+        skips.pop()
+        for up, dec in zip(reversed(self.up), reversed(self.dec)):
+            h = dec(up(h) + skips.pop())
+        base = 0.5 * (neigh[:, self.k - 1:self.k] + neigh[:, self.k:self.k + 1])
+        return base + F.pixel_shuffle(self.tail(h), 2)
+
+
+def wiener_blend(f: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Local linear-MMSE blend of a prediction ``f`` that never saw ``y`` with ``y`` itself.
+
+    f, y: (N, 1, H, W); sigma: (N,) noise std of ``y``.  Returns (N, 1, H, W)."""
+    r = y - f
+    s2 = (sigma.reshape(-1, 1, 1, 1) ** 2).to(r.dtype)
+    p = window // 2
+    e2 = F.avg_pool2d(F.pad(r * r, (p, p, p, p), mode="reflect"), window, stride=1)
+    v = (e2 - s2).clamp_min(0)
+    return f + v / (v + s2 + 1e-12) * r
+
+
+def denoise_bands(net: BandWindowNet, cube: torch.Tensor, sigma: torch.Tensor, *, blend: bool = False,
+                  bands_per_batch: int = 16) -> torch.Tensor:
+    """Denoise every band of a cube batch. cube (N, B, H, W), sigma (N, B) -> (N, B, H, W).
+
+    ``blend``: put each band's own data back by :func:`wiener_blend` (off by default: on samson at
+    sigma 30/255 the 7x7 blend measured 32.5 dB against 35.0 dB without, a per-band global blend
+    +0.08 dB -- the local error-power estimate is too noisy).  H, W are padded (reflect) to the network's multiple and cropped back."""
+    n, B, h, w = cube.shape
+    m = net.multiple
+    ph, pw = (-h) % m, (-w) % m
+    x = F.pad(cube, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate") if ph or pw else cube
+    out = torch.empty_like(cube)
+    for b0 in range(0, B, bands_per_batch):
+        bands = torch.arange(b0, min(B, b0 + bands_per_batch))
+        neigh, s = band_window_inputs(x, sigma, net.k, bands)
+        f = net(neigh.contiguous(memory_format=torch.channels_last), s)[..., :h, :w]
+        f = f.reshape(n, len(bands), h, w)
+        if blend:
+            yb = cube[:, bands].reshape(-1, 1, h, w)
+            f = wiener_blend(f.reshape(-1, 1, h, w), yb, sigma[:, bands].reshape(-1)).reshape(n, len(bands), h, w)
+        out[:, bands] = f
+    return out
