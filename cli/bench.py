@@ -22,7 +22,7 @@ def _settings(args) -> dict:
         cfg["sigmas"] = [float(s) for s in args.sigmas.split(",")]
     if args.methods:
         cfg["methods"] = args.methods.split(",")
-    if cfg.get("kind") in ("solve", "solve-patch"):
+    if cfg.get("kind") in ("solve", "solve-patch", "hsi"):
         return cfg
     if not cfg.get("data") and not cfg.get("pairs"):
         raise ValueError("give --data DIR... (clean images), --pairs NOISY_DIR GT_DIR, or --recipe YAML")
@@ -73,6 +73,14 @@ def run_bench(args) -> int:
                               patch=cfg.get("patch"), stride=cfg.get("stride"), seed=int(cfg.get("seed", 0)),
                               log=log, **cfg.get("params", {})))
         print(f"results: {_write_results(cfg, out)}")
+        return 0
+    if cfg.get("kind") == "hsi":  # hyperspectral denoisers (recipes/bench-hsi.yaml)
+        from restore.bench_hsi import bench_hsi, format_hsi_table
+
+        out["rows"] = bench_hsi(cfg, log=log)
+        out["minutes"] = (time.time() - t0) / 60
+        print("\n" + format_hsi_table(out["rows"]))
+        print(f"results: {_write_results(cfg, out)}  ({out['minutes']:.1f} min)")
         return 0
     if cfg.get("kind") == "solve":  # diffusion-prior solvers (recipes/bench-diffusion.yaml)
         from restore.bench_solve import bench_solve, format_solve_table

@@ -38,6 +38,9 @@ def add_cube(sub) -> None:
     t.add_argument("--minutes", type=float, default=None)
     t.add_argument("--sigma", default=None, help="noise std (one number); default: per band, estimated")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-regression", action="store_true",
+                   help="only the 2k neighbouring bands as inputs (default: also the band predicted from all the "
+                        "other bands, which needs whole spectra per tile)")
 
 
 def _cube_files(items: list[str]) -> tuple[list[Path], list[str]]:
@@ -67,7 +70,8 @@ def _train(args) -> int:
         raise ValueError("no cubes found in --data (.mat, .hdr, .tif, .npy, .zarr)")
     cubes = [open_lazy(f)[0] for f in files]
     sig = None if args.sigma is None else [float(args.sigma)] * len(cubes)
-    fit_bandwindow(cubes, args.output, sigmas=sig, k=args.k, steps=args.steps, minutes=args.minutes, seed=args.seed)
+    fit_bandwindow(cubes, args.output, sigmas=sig, k=args.k, steps=args.steps, minutes=args.minutes, seed=args.seed,
+                   regression=not args.no_regression)
     print(f"model: {args.output} (trained on {len(cubes)} cube(s))")
     return 1 if missing else 0
 

@@ -69,6 +69,43 @@ def test_band_window_never_sees_the_centre_band():
     b = denoise_bands(net, c2, s)
     assert torch.equal(a[0, 4], b[0, 4])
     assert not torch.equal(a[0, 3], b[0, 3])
+    # with the regression input (band b from all the others, zero diagonal) as well
+    from restore.hsi.bandwindow import regression_weights
+
+    torch.manual_seed(0)
+    net = BandWindowNet(k=2, widths=(8, 16), depth=1, regression=True).eval()
+    beta = regression_weights(c[0].numpy())
+    assert np.allclose(np.diag(beta), 0)
+    a, b = denoise_bands(net, c, s, beta=beta), denoise_bands(net, c2, s, beta=beta)
+    assert torch.equal(a[0, 4], b[0, 4]) and not torch.equal(a[0, 3], b[0, 3])
+
+
+def test_regression_weights_predict_a_low_rank_band_from_the_others():
+    from restore.hsi.bandwindow import regression_weights
+
+    x, rng = _low_rank_cube()
+    beta = regression_weights(x, lam=1e-6)
+    pred = np.einsum("ab,bhw->ahw", beta, x)
+    assert np.abs(pred - x).max() < 1e-3  # rank 3 < B - 1: every band is a combination of the others
+
+
+def test_regression_model_tiled_in_space_equals_whole():
+    from restore.hsi.bandwindow import regression_weights
+
+    torch.manual_seed(0)
+    net = BandWindowNet(k=2, widths=(8, 16), depth=1, regression=True).eval()
+    c = np.random.default_rng(2).random((11, 72, 80), dtype=np.float32)
+    sig = np.full(11, 0.05)
+    beta = regression_weights(c)
+    with torch.inference_mode():
+        whole = denoise_bands(net, torch.from_numpy(c)[None], torch.tensor(sig, dtype=torch.float32)[None],
+                              beta=beta)[0].numpy()
+    fn, halo, mult = bandwindow_fn(net, sig, beta=beta)
+    out = np.zeros_like(c)
+    run_local(fn, c, out, tile=(11, 64, 64), halo=halo, multiple=mult)
+    np.testing.assert_allclose(out, whole, atol=1e-5)
+    with pytest.raises(ValueError, match="every band"):
+        run_local(fn, c, np.zeros_like(c), tile=(6, 64, 64), halo=(1, halo[1], halo[2]), multiple=mult)
 
 
 def _low_rank_cube(B=24, H=48, W=48, seed=0):

@@ -54,13 +54,36 @@ def neighbour_index(n_bands: int, k: int) -> torch.Tensor:
     return torch.where((i < 0) | (i > n_bands - 1), b - off, i)
 
 
+def regression_weights(cube, *, lam: float = 1.0, max_pixels: int = 2_000_000) -> np.ndarray:
+    """(B, B) leave-one-band-out ridge regression: row ``b`` predicts band ``b`` from all the other
+    bands (zero diagonal), ``beta_b = -P[b, -b] / P[b, b]`` with ``P = (G + lam * tr(G)/B * I)^-1``
+    and ``G`` the band Gram matrix (HySime's multiple regression, ridge-regularised; lam=1
+    measured best of 1e-3..1 on samson).  ``G`` is accumulated over row blocks (every few rows
+    for cubes above ``max_pixels`` pixels), so any cube size works in bounded memory."""
+    B, H, W = (int(v) for v in cube.shape)
+    step = max(1, int(np.ceil(H * W / max_pixels)))
+    G, n = np.zeros((B, B)), 0
+    for r0 in range(0, H, 64 * step):
+        Y = np.asarray(cube[:, r0:r0 + 64 * step:step], np.float64).reshape(B, -1)
+        G += Y @ Y.T
+        n += Y.shape[1]
+    G /= max(n, 1)
+    P = np.linalg.inv(G + lam * np.trace(G) / B * np.eye(B))
+    beta = -P / np.diag(P)[:, None]
+    np.fill_diagonal(beta, 0.0)
+    return beta
+
+
 def band_window_inputs(cube: torch.Tensor, sigma: torch.Tensor, k: int,
-                       bands: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       bands: torch.Tensor | None = None,
+                       beta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Network inputs for ``bands`` of a cube batch.
 
     Args:
         cube: (N, B, H, W); sigma: (N, B) per-band noise std; bands: (M,) band indices (default all).
-    Returns ``(neigh, s)``: (N*M, 2k, H, W) neighbour bands and (N*M, 2k) their stds, ordered
+        beta: (B, B) :func:`regression_weights` (zero diagonal); adds a last channel, band ``b``
+            predicted from all the other bands, with noise std ``sqrt(sum_j beta_bj^2 sigma_j^2)``.
+    Returns ``(neigh, s)``: (N*M, 2k [+1], H, W) inputs and (N*M, 2k [+1]) their stds, ordered
     cube-major (all bands of cube 0 first).
     """
     n, B, h, w = cube.shape
@@ -70,21 +93,30 @@ def band_window_inputs(cube: torch.Tensor, sigma: torch.Tensor, k: int,
     m = idx.shape[0]
     neigh = cube[:, idx.reshape(-1)].reshape(n * m, 2 * k, h, w)
     s = sigma[:, idx.reshape(-1)].reshape(n * m, 2 * k)
+    if beta is not None:
+        bt = beta.to(cube) if bands is None else beta.to(cube)[bands.to(cube.device)]  # (M, B)
+        reg = torch.einsum("mb,nbhw->nmhw", bt, cube).reshape(n * m, 1, h, w)
+        s_reg = torch.sqrt(torch.einsum("mb,nb->nm", bt**2, sigma.to(bt) ** 2)).reshape(n * m, 1)
+        neigh, s = torch.cat([neigh, reg], 1), torch.cat([s, s_reg.to(s)], 1)
     return neigh, s
 
 
 @register_arch
 class BandWindowNet(nn.Module):
-    """(N, 2k, H, W) neighbour bands + (N, 2k) their stds -> (N, 1, H, W) the centre band.
+    """(N, 2k [+1], H, W) inputs + (N, 2k [+1]) their stds -> (N, 1, H, W) the centre band.
 
     A pixel-unshuffle UNet (as :class:`restore.nets.CompactUNet`) predicting a correction to the
-    mean of the two adjacent bands.  H, W must be multiples of :attr:`multiple`.
+    mean of the two adjacent bands, or with ``regression=True`` to the last input channel (the band
+    predicted from all the other bands, :func:`regression_weights`).  H, W must be multiples of
+    :attr:`multiple`.
     """
 
-    def __init__(self, k: int = 3, widths: Sequence[int] = (32, 64), depth: int = 2, sigma_scale: float = 10.0):
+    def __init__(self, k: int = 3, widths: Sequence[int] = (32, 64), depth: int = 2, sigma_scale: float = 10.0,
+                 regression: bool = False):
         super().__init__()
         self.k, self.widths, self.depth, self.sigma_scale = int(k), tuple(int(v) for v in widths), int(depth), sigma_scale
-        c_in = 2 * self.k
+        self.regression = bool(regression)
+        c_in = 2 * self.k + int(self.regression)
         self.head = _Block(4 * c_in + c_in, self.widths[0], self.depth)
         self.down = nn.ModuleList(nn.Conv2d(a, b, 2, stride=2) for a, b in zip(self.widths[:-1], self.widths[1:]))
         self.enc = nn.ModuleList(_Block(v, v, self.depth) for v in self.widths[1:])
@@ -108,7 +140,7 @@ class BandWindowNet(nn.Module):
 
     def config(self) -> dict:
         return {"arch": "BandWindowNet", "k": self.k, "widths": list(self.widths), "depth": self.depth,
-                "sigma_scale": self.sigma_scale}
+                "sigma_scale": self.sigma_scale, "regression": self.regression}
 
     def forward(self, neigh: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         z = F.pixel_unshuffle(neigh, 2)
@@ -121,7 +153,8 @@ class BandWindowNet(nn.Module):
         skips.pop()
         for up, dec in zip(reversed(self.up), reversed(self.dec)):
             h = dec(up(h) + skips.pop())
-        base = 0.5 * (neigh[:, self.k - 1:self.k] + neigh[:, self.k:self.k + 1])
+        base = (neigh[:, -1:] if self.regression else
+                0.5 * (neigh[:, self.k - 1:self.k] + neigh[:, self.k:self.k + 1]))
         return base + F.pixel_shuffle(self.tail(h), 2)
 
 
@@ -138,20 +171,25 @@ def wiener_blend(f: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, window: 
 
 
 def denoise_bands(net: BandWindowNet, cube: torch.Tensor, sigma: torch.Tensor, *, blend: bool = False,
-                  bands_per_batch: int = 16) -> torch.Tensor:
+                  bands_per_batch: int = 16, beta: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
     """Denoise every band of a cube batch. cube (N, B, H, W), sigma (N, B) -> (N, B, H, W).
 
     ``blend``: put each band's own data back by :func:`wiener_blend` (off by default: on samson at
     sigma 30/255 the 7x7 blend measured 32.5 dB against 35.0 dB without, a per-band global blend
-    +0.08 dB -- the local error-power estimate is too noisy).  H, W are padded (reflect) to the network's multiple and cropped back."""
+    +0.08 dB -- the local error-power estimate is too noisy).  ``beta``: (B, B) regression weights
+    for a ``regression`` network (default: :func:`regression_weights` of ``cube[0]``; cube holds
+    every band then).  H, W are padded (reflect) to the network's multiple and cropped back."""
     n, B, h, w = cube.shape
     m = net.multiple
     ph, pw = (-h) % m, (-w) % m
     x = F.pad(cube, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate") if ph or pw else cube
     out = torch.empty_like(cube)
+    if net.regression and beta is None:
+        beta = regression_weights(cube[0].cpu().numpy())
+    bt = None if not net.regression else torch.as_tensor(np.asarray(beta), dtype=cube.dtype, device=cube.device)
     for b0 in range(0, B, bands_per_batch):
         bands = torch.arange(b0, min(B, b0 + bands_per_batch))
-        neigh, s = band_window_inputs(x, sigma, net.k, bands)
+        neigh, s = band_window_inputs(x, sigma, net.k, bands, bt)
         f = net(neigh.contiguous(memory_format=torch.channels_last), s)[..., :h, :w]
         f = f.reshape(n, len(bands), h, w)
         if blend:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bandwindow import BandWindowNet, band_window_inputs, neighbour_index
+from .bandwindow import BandWindowNet, neighbour_index, regression_weights
 
 __all__ = ["fit_bandwindow", "load_bandwindow", "cube_sigmas"]
 
@@ -38,7 +38,7 @@ def cube_sigmas(cube, *, crop: int = 1024) -> np.ndarray:
     return out
 
 
-def _sample(cubes, sigmas, k, patch, batch, rng: np.random.Generator):
+def _sample(cubes, sigmas, k, patch, batch, rng: np.random.Generator, betas=None):
     sizes = np.array([c.shape[0] * c.shape[1] * c.shape[2] for c in cubes], np.float64)
     which = rng.choice(len(cubes), size=batch, p=sizes / sizes.sum())
     neigh, s, target = [], [], []
@@ -49,7 +49,7 @@ def _sample(cubes, sigmas, k, patch, batch, rng: np.random.Generator):
         ph, pw = min(patch, H), min(patch, W)
         i, j = int(rng.integers(H - ph + 1)), int(rng.integers(W - pw + 1))
         idx = neighbour_index(B, k)[b].numpy()
-        lo, hi = int(min(idx.min(), b)), int(max(idx.max(), b)) + 1
+        lo, hi = (0, B) if betas is not None else (int(min(idx.min(), b)), int(max(idx.max(), b)) + 1)
         block = torch.from_numpy(np.asarray(c[lo:hi, i:i + ph, j:j + pw], np.float32))
         if (ph, pw) != (patch, patch):  # small cubes: pad the crop up to the patch
             block = torch.nn.functional.pad(block[None], (0, patch - pw, 0, patch - ph), mode="replicate")[0]
@@ -57,16 +57,22 @@ def _sample(cubes, sigmas, k, patch, batch, rng: np.random.Generator):
         block = torch.rot90(block, r, dims=(-2, -1))
         if rng.random() < 0.5:
             block = block.flip(-1)
-        neigh.append(block[torch.from_numpy(idx - lo)])
+        nb = block[torch.from_numpy(idx - lo)]
+        sb = torch.from_numpy(sigmas[ci][idx].astype(np.float32))
+        if betas is not None:  # band b from all the others (whole spectrum read)
+            bt = torch.from_numpy(betas[ci][b].astype(np.float32))
+            nb = torch.cat([nb, torch.einsum("b,bhw->hw", bt, block)[None]])
+            sb = torch.cat([sb, torch.sqrt((bt**2 * torch.from_numpy(sigmas[ci].astype(np.float32)) ** 2).sum())[None]])
+        neigh.append(nb)
         target.append(block[b - lo:b - lo + 1])
-        s.append(torch.from_numpy(sigmas[ci][idx].astype(np.float32)))
+        s.append(sb)
     return torch.stack(neigh), torch.stack(s), torch.stack(target)
 
 
 def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None = None, k: int = 3,
                    widths: Sequence[int] = (32, 64), depth: int = 2, patch: int = 64, batch: int = 16,
                    steps: int = 3000, minutes: float | None = None, lr: float = 1e-3, seed: int = 0,
-                   checkpoint_every: int = 200, log=print) -> BandWindowNet:
+                   checkpoint_every: int = 200, regression: bool = True, log=print) -> BandWindowNet:
     """Train a :class:`BandWindowNet` on noisy cubes (each (B, H, W), [0, 1]-like units).
 
     Args:
@@ -74,6 +80,8 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
         out: model path (.safetensors); ``out + ".ckpt"`` holds the resume checkpoint.
         sigmas: per-cube noise std per band ((B,) arrays or numbers); None = estimated per band.
         steps, minutes: stop at whichever comes first (minutes=None: steps only).
+        regression: add the band predicted from all the other bands as an input
+            (:func:`restore.hsi.bandwindow.regression_weights`, per cube; whole spectra are read).
     Returns the trained network (eval mode).
     """
     from restore.train.checkpoint import load_checkpoint, save_checkpoint, save_model
@@ -90,7 +98,8 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
     else:
         sig = [np.broadcast_to(np.asarray(s, np.float64), (int(c.shape[0]),)).copy() for s, c in zip(sigmas, cubes)]
     torch.manual_seed(seed)
-    net = BandWindowNet(k, widths, depth)
+    net = BandWindowNet(k, widths, depth, regression=regression)
+    betas = [regression_weights(c) for c in cubes] if regression else None
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
@@ -104,7 +113,7 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
     net.train()
     t0, loss_avg = time.time(), None
     while step < steps and (minutes is None or time.time() - t0 < 60 * minutes):
-        neigh, s, target = _sample(cubes, sig, k, patch, batch, rng)
+        neigh, s, target = _sample(cubes, sig, k, patch, batch, rng, betas)
         loss = torch.mean((net(neigh.contiguous(memory_format=torch.channels_last), s) - target) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,7 +127,7 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
             log(f"step {step}/{steps}  loss {loss_avg:.3e}  {time.time() - t0:.0f} s")
     net.eval()
     meta = {"method": METHOD, "method_params": {"k": k}, "net": net.config(), "steps": step,
-            "settings": {"patch": patch, "batch": batch, "lr": lr, "seed": seed, "widths": list(widths)}}
+            "settings": {"regression": regression, "patch": patch, "batch": batch, "lr": lr, "seed": seed, "widths": list(widths)}}
     save_model(out, net, meta)
     return net
 

@@ -147,6 +147,7 @@ def denoise_file(src: str | Path, dst: str | Path, *, method: str = "bandwise", 
         engine: ``local`` or ``dask`` (``workers`` local processes or a scheduler ``address``).
         tile: (bands, rows, columns) tile size; ``halo``: pixel halo (default: the method's).
     """
+    from .bandwindow import regression_weights
     from .fit import cube_sigmas, load_bandwindow
     from .tilefns import PIXEL_HALO, bandwindow_fn, bandwise_fn
 
@@ -187,9 +188,13 @@ def denoise_file(src: str | Path, dst: str | Path, *, method: str = "bandwise", 
         else:
             if model is None:
                 raise ValueError("--method bandwindow needs --model M.safetensors (train one with 'restore cube train')")
-            fn, reach, mult = bandwindow_fn(load_bandwindow(model), sig, device=device)
+            net = load_bandwindow(model)
+            beta = regression_weights(cube) if net.regression else None
+            fn, reach, mult = bandwindow_fn(net, sig, beta=beta, device=device)
             if halo is not None:
                 reach = (reach[0], halo, halo)
+            if net.regression:
+                tile = (B, *tile[1:])  # whole spectra
         t = (min(B, max(tile[0], 4 * reach[0] + 1)), tile[1], tile[2])
         chunks = (min(B, 16), min(H, 512), min(W, 512))
         image = bool(info.get("image"))

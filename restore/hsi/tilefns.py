@@ -48,19 +48,26 @@ def bandwise_fn(sigmas: np.ndarray, *, model=None, device: str = "cpu", batch: i
     return fn, (0, int(halo), int(halo)), r.multiple
 
 
-def bandwindow_fn(net, sigmas: np.ndarray, *, device: str = "cpu"):
-    """A band-window model (:mod:`restore.hsi.bandwindow`): band reach ``k``."""
+def bandwindow_fn(net, sigmas: np.ndarray, *, beta: np.ndarray | None = None, device: str = "cpu"):
+    """A band-window model (:mod:`restore.hsi.bandwindow`): band reach ``k``; a ``regression``
+    model reads whole spectra (tiles must hold every band) and needs the cube's ``beta``
+    (:func:`restore.hsi.bandwindow.regression_weights`)."""
     from .bandwindow import denoise_bands
 
     net = net.to(device).eval()
     sig = np.asarray(sigmas, np.float32)
-    halo = (net.k, net.radius, net.radius)  # exact: the reach of the network
+    if net.regression and beta is None:
+        raise ValueError("a regression band-window model needs the cube's regression weights (beta)")
+    bt = None if beta is None else torch.as_tensor(np.asarray(beta), dtype=torch.float32, device=device)
+    halo = (0 if net.regression else net.k, net.radius, net.radius)  # exact: the reach of the network
 
     def fn(block: np.ndarray, band0: int) -> np.ndarray:
         b = block.shape[0]
+        if net.regression and (band0 != 0 or b != len(sig)):
+            raise ValueError("a regression band-window model needs tiles holding every band")
         x = torch.from_numpy(np.ascontiguousarray(block))[None].to(device)
         s = torch.from_numpy(sig[band0:band0 + b])[None].to(device)
         with torch.inference_mode():
-            return denoise_bands(net, x, s)[0].float().cpu().numpy()
+            return denoise_bands(net, x, s, beta=bt)[0].float().cpu().numpy()
 
     return fn, halo, net.multiple
