@@ -28,7 +28,8 @@ def run_info() -> int:
     for mod, why in [("bm3d", "BM3D anchor in 'restore bench'"), ("lpips", "LPIPS metric"),
                      ("rawpy", "camera RAW"), ("kornia", "operators/augmentation"),
                      ("diffusers", "diffusers UNet2DModel priors for restore solve"),
-                     ("h5py", "MATLAB v7.3 cubes"), ("spectral", "ENVI cubes"), ("zarr", "zarr cubes")]:
+                     ("h5py", "MATLAB v7.3 cubes"), ("spectral", "ENVI cubes"), ("zarr", "zarr cubes"),
+                    ("dask", "restore cube --engine dask"), ("distributed", "dask --workers / --scheduler")]:
         state = "installed" if importlib.util.find_spec(mod) else "not installed"
         print(f"  {mod:8s} {state:14s} ({why})")
     return 0
