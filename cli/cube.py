@@ -88,27 +88,37 @@ def _denoise(args) -> int:
         print(f"{m}: no such file or folder — check the path", file=sys.stderr)
     out_dir = Path(args.out)
     ok, failed, results = 0, len(missing), []
+    stems = [f.stem for f in files]
     for f in files:
-        dst = out_dir / f"{f.stem}.{args.format}"
+        # inputs sharing a name (a/cube.npy, b/cube.mat) get the input's extension in the output name
+        name = f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
+        if [g for g in files if (g.stem if stems.count(g.stem) == 1 else f"{g.stem}_{g.suffix.lstrip('.')}") == name
+                and g != f]:
+            name = f"{name}_{files.index(f)}"
+        dst = out_dir / f"{name}.{args.format}"
         try:
+            if dst.exists():
+                raise FileExistsError(f"{dst}: exists; outputs are never overwritten (remove it or pick another -o)")
             cube, info = open_lazy(f)
             B, H, W = (int(s) for s in cube.shape)
             method, model = args.method, args.model
             if args.fit:
-                model = str(out_dir / f"{f.stem}.bandwindow.safetensors")
+                model = str(out_dir / f"{name}.bandwindow.safetensors")
                 fit_bandwindow([cube], model, minutes=args.minutes, steps=10**9,
                                sigmas=None if args.sigma is None else [float(args.sigma)])
                 method = "bandwindow" if method == "auto" else method
             if method == "auto":
-                method = ("bandwindow" if model else "subspace" if 1 < B and B * H * W <= SUBSPACE_MAX_VOXELS
+                method = ("bandwindow" if model else "subspace" if 3 <= B and B * H * W <= SUBSPACE_MAX_VOXELS
                           else "bandwise")
             results.append(denoise_file(f, dst, method=method, model=model, engine=args.engine, workers=args.workers,
                                         address=args.scheduler, tile=tile, halo=args.halo, device=args.device,
                                         sigma=None if args.sigma is None else float(args.sigma)))
             ok += 1
-        except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - a batch goes on; one line per failed file
             failed += 1
-            print(f"{f}: {e}", file=sys.stderr)
+            msg = (str(e).splitlines() or [""])[0]
+            print(msg if msg.startswith(str(f)) else f"{f}: {msg if str(dst) in msg else type(e).__name__ + ': ' + msg}",
+                  file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     rep = Path(args.json) if args.json else out_dir / "cube-summary.json"
     rep.write_text(json.dumps({"ok": ok, "failed": failed, "results": results}, indent=1))

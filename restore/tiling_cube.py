@@ -27,16 +27,22 @@ __all__ = ["tiled_apply_cube", "cube_tile_plan"]
 
 
 def _axis_weights(length: int, tile: int, overlap: int, multiple: int, window: str):
-    t, padded, starts = _axis_plan(length, tile, overlap, multiple)
+    """Plan one axis on the ``multiple`` grid: the axis is planned as if padded to a multiple of
+    ``multiple`` (the far side, as a whole-cube run pads it), so every tile starts on the grid and
+    the last one reaches past the end by less than ``multiple`` (read, then padded by reflection)."""
+    padded_len = -(-int(length) // int(multiple)) * int(multiple)
+    t, _, starts = _axis_plan(padded_len, tile, overlap, multiple)
+    plan = []
     if window == "crop":
-        plan = []
-        for s, (lo, hi) in zip(starts, _crop_bounds(starts, t, length)):
+        for s, (lo, hi) in zip(starts, _crop_bounds(starts, t, padded_len)):
             w = np.zeros(min(t, length - s))
-            w[lo - s:hi - s] = 1.0
+            w[lo - s:min(hi, length) - s] = 1.0
             plan.append((s, s + len(w), w))
     else:
-        plan = _blend_weights(starts, t, length, window)
-    return t, padded, plan
+        for s, hi, w in _blend_weights(starts, t, padded_len, window):
+            e = min(hi, length)
+            plan.append((s, e, w[:e - s]))
+    return t, padded_len, plan
 
 
 def cube_tile_plan(shape: Sequence[int], tile: Sequence[int], overlap: Sequence[int],
@@ -94,7 +100,7 @@ def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, t
         batch = []
         for axes in group:
             sl = tuple(slice(a, b) for a, b, _ in axes)
-            t = torch.from_numpy(np.asarray(cube[sl], dtype=np.float32))
+            t = torch.from_numpy(np.array(cube[sl], dtype=np.float32))  # a writable copy
             pad = [sz - (b - a) for (a, b, _), sz in zip(axes, sizes)]
             if any(pad):
                 mode = "reflect" if all(p < (b - a) for p, (a, b, _) in zip(pad, axes)) else "replicate"
@@ -107,6 +113,8 @@ def tiled_apply_cube(fn: Callable[[torch.Tensor], torch.Tensor], cube: Any, *, t
         for axes, r in zip(group, res):
             if window == "crop":  # write the tile's own region only (weights are 1 there, 0 elsewhere)
                 nz = [np.flatnonzero(w) for _, _, w in axes]
+                if any(len(i) == 0 for i in nz):
+                    continue
                 src = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in nz)
                 dst = tuple(slice(a + s.start, a + s.stop) for (a, _, _), s in zip(axes, src))
                 out[dst] = r[src].astype(np.float32)

@@ -21,22 +21,25 @@ def _band_dependent_fn(block, band0):
     return box * (1 + 0.01 * (band0 + np.arange(block.shape[0]))[:, None, None])
 
 
-def test_local_and_dask_engines_equal_the_whole_cube(tmp_path):
-    c = np.random.default_rng(0).random((21, 70, 90), dtype=np.float32)
+@pytest.mark.parametrize("shape,tile,halo", [((21, 70, 90), (8, 32, 32), (1, 2, 2)),
+                                             ((17, 33, 20), (8, 20, 20), (2, 2, 2))])  # remainders < halo
+def test_local_and_dask_engines_equal_the_whole_cube(tmp_path, shape, tile, halo):
+    c = np.random.default_rng(0).random(shape, dtype=np.float32)
     whole = _band_dependent_fn(c, 0)
     out = np.zeros_like(c)
-    run_local(_band_dependent_fn, c, out, tile=(8, 32, 32), halo=(1, 2, 2), batch_size=3)
+    run_local(_band_dependent_fn, c, out, tile=tile, halo=halo, batch_size=3)
     np.testing.assert_allclose(out, whole, atol=1e-6)
     z = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=c.shape, chunks=(5, 32, 32), dtype="f4")
     z[...] = c
-    run_dask(_band_dependent_fn, z, str(tmp_path / "out.zarr"), tile=(8, 32, 32), halo=(1, 2, 2))
+    run_dask(_band_dependent_fn, z, str(tmp_path / "out.zarr"), tile=tile, halo=halo)
     np.testing.assert_allclose(zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[...], out, atol=1e-6)
 
 
-def test_band_window_network_tiled_over_three_axes_equals_whole():
+@pytest.mark.parametrize("shape", [(19, 72, 80), (19, 70, 38), (19, 130, 72)])  # sizes off the 4-pixel grid too
+def test_band_window_network_tiled_over_three_axes_equals_whole(shape):
     torch.manual_seed(0)
     net = BandWindowNet(k=2, widths=(8, 16), depth=1).eval()
-    c = np.random.default_rng(1).random((19, 72, 80), dtype=np.float32)
+    c = np.random.default_rng(1).random(shape, dtype=np.float32)
     sig = np.linspace(0.02, 0.1, 19)
     with torch.inference_mode():
         whole = denoise_bands(net, torch.from_numpy(c)[None], torch.tensor(sig, dtype=torch.float32)[None])[0].numpy()
@@ -75,7 +78,7 @@ def test_band_window_never_sees_the_centre_band():
     torch.manual_seed(0)
     net = BandWindowNet(k=2, widths=(8, 16), depth=1, regression=True).eval()
     beta = regression_weights(c[0].numpy())
-    assert np.allclose(np.diag(beta), 0)
+    assert beta.shape == (2, 9, 9) and np.allclose(np.diagonal(beta, axis1=1, axis2=2), 0)
     a, b = denoise_bands(net, c, s, beta=beta), denoise_bands(net, c2, s, beta=beta)
     assert torch.equal(a[0, 4], b[0, 4]) and not torch.equal(a[0, 3], b[0, 3])
 
@@ -85,8 +88,15 @@ def test_regression_weights_predict_a_low_rank_band_from_the_others():
 
     x, rng = _low_rank_cube()
     beta = regression_weights(x, lam=1e-6)
-    pred = np.einsum("ab,bhw->ahw", beta, x)
-    assert np.abs(pred - x).max() < 1e-3  # rank 3 < B - 1: every band is a combination of the others
+    for p in (0, 1):  # each parity's weights (fitted on half the rows) predict every row
+        pred = np.einsum("ab,bhw->ahw", beta[p], x)
+        assert np.abs(pred - x).max() < 1e-3  # rank 3 < B - 1: every band is a combination of the others
+    # cross-fitting: the weights that predict even rows never saw them (a spike on an even row
+    # changes only the odd-row weights)
+    y = x.copy()
+    y[:, 10, 10] += np.linspace(0, 1, 24)
+    b2 = regression_weights(y, lam=1e-6)
+    assert np.allclose(b2[1], beta[1]) and not np.allclose(b2[0], beta[0])
 
 
 def test_regression_model_tiled_in_space_equals_whole():
@@ -132,6 +142,10 @@ def test_fit_bandwindow_denoises_and_resumes(tmp_path):
     net = fit_bandwindow([y], out, sigmas=[0.08], k=2, steps=300, patch=32, batch=8, lr=2e-3, checkpoint_every=50,
                          log=logs.append)  # resumes at step 150
     assert "resumed" in logs[3] and "at step 150" in logs[3]
+    st = torch.load(str(out) + ".ckpt", weights_only=False)
+    assert st["step"] == 300 and st["sched"]["T_max"] == 300  # the resumed run decays over its own length
+    with pytest.raises(ValueError, match="another run"):
+        fit_bandwindow([y], out, sigmas=[0.08], k=3, steps=310, patch=32, batch=8, log=lambda s: None)
     assert load_bandwindow(out).k == 2
     with torch.inference_mode():
         d = denoise_bands(net, torch.from_numpy(y)[None], torch.full((1, 24), 0.08))[0].numpy()

@@ -55,34 +55,48 @@ def neighbour_index(n_bands: int, k: int) -> torch.Tensor:
 
 
 def regression_weights(cube, *, lam: float = 1.0, max_pixels: int = 2_000_000) -> np.ndarray:
-    """(B, B) leave-one-band-out ridge regression: row ``b`` predicts band ``b`` from all the other
-    bands (zero diagonal), ``beta_b = -P[b, -b] / P[b, b]`` with ``P = (G + lam * tr(G)/B * I)^-1``
-    and ``G`` the band Gram matrix (HySime's multiple regression, ridge-regularised; lam=1
-    measured best of 1e-3..1 on samson).  ``G`` is accumulated over row blocks (every few rows
-    for cubes above ``max_pixels`` pixels), so any cube size works in bounded memory."""
+    """(2, B, B) leave-one-band-out ridge regressions, cross-fitted on the two row parities.
+
+    Row ``b`` of ``beta[p]`` predicts band ``b`` from all the other bands (zero diagonal),
+    ``beta_b = -P[b, -b] / P[b, b]`` with ``P = (G + lam * tr(G)/B * I)^-1`` and ``G`` the band
+    Gram matrix of the rows of parity ``p`` (HySime's multiple regression, ridge-regularised;
+    lam=1 measured best of 1e-3..30 on samson and jasper).  A pixel on an even row is predicted with
+    the weights fitted on the odd rows and vice versa, so no pixel's own noise enters the weights
+    that predict it (exact J-invariance).  ``G`` is accumulated over 64x1024 blocks (on a subsampled
+    row grid for cubes above ``max_pixels`` pixels): bounded memory for any cube size."""
     B, H, W = (int(v) for v in cube.shape)
     step = max(1, int(np.ceil(H * W / max_pixels)))
-    G, n = np.zeros((B, B)), 0
-    for r0 in range(0, H, 64 * step):
-        Y = np.asarray(cube[:, r0:r0 + 64 * step:step], np.float64).reshape(B, -1)
-        G += Y @ Y.T
-        n += Y.shape[1]
-    G /= max(n, 1)
-    P = np.linalg.inv(G + lam * np.trace(G) / B * np.eye(B))
-    beta = -P / np.diag(P)[:, None]
-    np.fill_diagonal(beta, 0.0)
+    step += step % 2 == 0 and step > 1  # odd stride: the subsample keeps both parities
+    rows = np.arange(0, H, step)
+    G, n = np.zeros((2, B, B)), np.zeros(2)
+    for k in range(0, len(rows), 64):
+        r = rows[k:k + 64]
+        for c0 in range(0, W, 1024):
+            blk = np.asarray(cube[:, int(r[0]):int(r[-1]) + 1, c0:c0 + 1024], np.float64)[:, r - r[0]]
+            for p in (0, 1):
+                Y = blk[:, (r % 2) == p].reshape(B, -1)
+                G[p] += Y @ Y.T
+                n[p] += Y.shape[1]
+    beta = np.empty((2, B, B))
+    for p in (0, 1):
+        g = G[p] / max(n[p], 1) if n[p] else G[1 - p] / max(n[1 - p], 1)
+        P = np.linalg.inv(g + lam * np.trace(g) / B * np.eye(B))
+        beta[p] = -P / np.diag(P)[:, None]
+        np.fill_diagonal(beta[p], 0.0)
     return beta
 
 
 def band_window_inputs(cube: torch.Tensor, sigma: torch.Tensor, k: int,
-                       bands: torch.Tensor | None = None,
-                       beta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       bands: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+                       row0: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Network inputs for ``bands`` of a cube batch.
 
     Args:
         cube: (N, B, H, W); sigma: (N, B) per-band noise std; bands: (M,) band indices (default all).
-        beta: (B, B) :func:`regression_weights` (zero diagonal); adds a last channel, band ``b``
-            predicted from all the other bands, with noise std ``sqrt(sum_j beta_bj^2 sigma_j^2)``.
+        beta: (2, B, B) :func:`regression_weights`; adds a last channel, band ``b`` predicted from
+            all the other bands (rows of parity p with ``beta[1 - p]``), with noise std
+            ``sqrt(sum_j beta_bj^2 sigma_j^2)``.
+        row0: the cube row of the batch's first row (its parity picks the weights).
     Returns ``(neigh, s)``: (N*M, 2k [+1], H, W) inputs and (N*M, 2k [+1]) their stds, ordered
     cube-major (all bands of cube 0 first).
     """
@@ -94,9 +108,11 @@ def band_window_inputs(cube: torch.Tensor, sigma: torch.Tensor, k: int,
     neigh = cube[:, idx.reshape(-1)].reshape(n * m, 2 * k, h, w)
     s = sigma[:, idx.reshape(-1)].reshape(n * m, 2 * k)
     if beta is not None:
-        bt = beta.to(cube) if bands is None else beta.to(cube)[bands.to(cube.device)]  # (M, B)
-        reg = torch.einsum("mb,nbhw->nmhw", bt, cube).reshape(n * m, 1, h, w)
-        s_reg = torch.sqrt(torch.einsum("mb,nb->nm", bt**2, sigma.to(bt) ** 2)).reshape(n * m, 1)
+        bt = beta.to(cube) if bands is None else beta.to(cube)[:, bands.to(cube.device)]  # (2, M, B)
+        even = ((torch.arange(h, device=cube.device) + row0) % 2 == 0)[:, None]
+        reg = torch.where(even, torch.einsum("mb,nbhw->nmhw", bt[1], cube), torch.einsum("mb,nbhw->nmhw", bt[0], cube))
+        reg = reg.reshape(n * m, 1, h, w)
+        s_reg = torch.sqrt(0.5 * torch.einsum("pmb,nb->nm", bt**2, sigma.to(bt) ** 2)).reshape(n * m, 1)
         neigh, s = torch.cat([neigh, reg], 1), torch.cat([s, s_reg.to(s)], 1)
     return neigh, s
 
@@ -171,25 +187,29 @@ def wiener_blend(f: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, window: 
 
 
 def denoise_bands(net: BandWindowNet, cube: torch.Tensor, sigma: torch.Tensor, *, blend: bool = False,
-                  bands_per_batch: int = 16, beta: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+                  bands_per_batch: int = 8, beta: torch.Tensor | np.ndarray | None = None,
+                  row0: int = 0) -> torch.Tensor:
     """Denoise every band of a cube batch. cube (N, B, H, W), sigma (N, B) -> (N, B, H, W).
 
     ``blend``: put each band's own data back by :func:`wiener_blend` (off by default: on samson at
     sigma 30/255 the 7x7 blend measured 32.5 dB against 35.0 dB without, a per-band global blend
-    +0.08 dB -- the local error-power estimate is too noisy).  ``beta``: (B, B) regression weights
-    for a ``regression`` network (default: :func:`regression_weights` of ``cube[0]``; cube holds
-    every band then).  H, W are padded (reflect) to the network's multiple and cropped back."""
+    +0.08 dB -- the local error-power estimate is too noisy).  ``beta``: (2, B, B) regression
+    weights for a ``regression`` network (default: :func:`regression_weights` of each cube of the
+    batch, which then holds every band); ``row0``: the cube row of the batch's first row.  H, W are padded (reflect) to the network's multiple and cropped back."""
     n, B, h, w = cube.shape
     m = net.multiple
     ph, pw = (-h) % m, (-w) % m
     x = F.pad(cube, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate") if ph or pw else cube
     out = torch.empty_like(cube)
     if net.regression and beta is None:
+        if n > 1:
+            return torch.cat([denoise_bands(net, cube[i:i + 1], sigma[i:i + 1], blend=blend, row0=row0,
+                                            bands_per_batch=bands_per_batch) for i in range(n)])
         beta = regression_weights(cube[0].cpu().numpy())
     bt = None if not net.regression else torch.as_tensor(np.asarray(beta), dtype=cube.dtype, device=cube.device)
     for b0 in range(0, B, bands_per_batch):
         bands = torch.arange(b0, min(B, b0 + bands_per_batch))
-        neigh, s = band_window_inputs(x, sigma, net.k, bands, bt)
+        neigh, s = band_window_inputs(x, sigma, net.k, bands, bt, row0)
         f = net(neigh.contiguous(memory_format=torch.channels_last), s)[..., :h, :w]
         f = f.reshape(n, len(bands), h, w)
         if blend:

@@ -36,12 +36,13 @@ TileFn = Callable[[np.ndarray, int], np.ndarray]
 ENGINES = ("local", "dask")
 
 
-def _tile_sizes(shape, tile, halo):
-    return [min(int(t), int(s)) for t, s in zip(tile, shape)], [int(h) for h in halo]
-
-
 def _round_up(v: int, m: int) -> int:
     return -(-int(v) // m) * m
+
+
+def _tile_sizes(shape, tile, halo, multiple: int = 1):
+    m = (1, int(multiple), int(multiple))
+    return [min(int(t), _round_up(s, mi)) for t, s, mi in zip(tile, shape, m)], [int(h) for h in halo]
 
 
 def run_local(fn: TileFn, cube: Any, out: Any, *, tile: Sequence[int], halo: Sequence[int], multiple: int = 1,
@@ -49,7 +50,7 @@ def run_local(fn: TileFn, cube: Any, out: Any, *, tile: Sequence[int], halo: Seq
     """Run ``fn`` over a (B, H, W) ``cube`` with crop-and-paste tiles into ``out`` (same shape);
     tiles start on a ``multiple`` grid in rows and columns."""
     shape = tuple(int(s) for s in cube.shape)
-    t, h = _tile_sizes(shape, tile, halo)
+    t, h = _tile_sizes(shape, tile, halo, multiple)
     for ax, (ti, hi, si) in enumerate(zip(t, h, shape)):
         if ti < si and ti <= 2 * hi:
             raise ValueError(f"tile {ti} on axis {ax} must exceed twice the halo ({hi}); use a larger tile")
@@ -74,13 +75,26 @@ def dask_apply(fn: TileFn, cube: Any, *, tile: Sequence[int], halo: Sequence[int
     except ImportError:
         raise ValueError("the dask engine needs the optional 'dask' package: pip install 'dask[array,distributed]'") from None
     shape = tuple(int(s) for s in cube.shape)
-    t, h = _tile_sizes(shape, tile, halo)
     m = (1, int(multiple), int(multiple))
+    t, h = _tile_sizes(shape, tile, halo, multiple)
     h = [_round_up(hi, mi) for hi, mi in zip(h, m)]
-    chunks = tuple(max((ti - 2 * hi) // mi * mi, hi, mi) if ti < si else si for ti, hi, si, mi in zip(t, h, shape, m))
-    depth = {ax: (hi if chunks[ax] < shape[ax] else 0) for ax, hi in enumerate(h)}
-    x = da.from_array(cube, chunks=chunks, asarray=False, fancy=False)
-    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]])
+    chunks, depth = [], {}
+    for ax, (ti, hi, si, mi) in enumerate(zip(t, h, shape, m)):
+        c = max((ti - 2 * hi) // mi * mi, mi, hi if ax else hi + 1)  # bands: a block holds > 2*halo bands
+        if ti >= si or c >= si:  # one tile covers the axis, as in the local engine
+            chunks.append((si,))
+            depth[ax] = 0
+            continue
+        n, r = divmod(si, c)
+        sizes = [c] * n
+        if r >= hi and r:  # a remainder smaller than the halo is merged into the last chunk (dask would
+            sizes.append(r)  # re-chunk it off the grid otherwise)
+        else:
+            sizes[-1] += r
+        chunks.append(tuple(sizes))
+        depth[ax] = hi
+    x = da.from_array(cube, chunks=tuple(chunks), asarray=False, fancy=False)
+    starts = np.concatenate([[0], np.cumsum(chunks[0])[:-1]])
 
     def block(b: np.ndarray, block_info=None) -> np.ndarray:
         i = block_info[0]["chunk-location"][0]

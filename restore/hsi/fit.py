@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bandwindow import BandWindowNet, neighbour_index, regression_weights
+from .bandwindow import BandWindowNet, band_window_inputs, neighbour_index, regression_weights
 
 __all__ = ["fit_bandwindow", "load_bandwindow", "cube_sigmas"]
 
@@ -50,21 +50,24 @@ def _sample(cubes, sigmas, k, patch, batch, rng: np.random.Generator, betas=None
         i, j = int(rng.integers(H - ph + 1)), int(rng.integers(W - pw + 1))
         idx = neighbour_index(B, k)[b].numpy()
         lo, hi = (0, B) if betas is not None else (int(min(idx.min(), b)), int(max(idx.max(), b)) + 1)
-        block = torch.from_numpy(np.asarray(c[lo:hi, i:i + ph, j:j + pw], np.float32))
-        if (ph, pw) != (patch, patch):  # small cubes: pad the crop up to the patch
-            block = torch.nn.functional.pad(block[None], (0, patch - pw, 0, patch - ph), mode="replicate")[0]
-        r = int(rng.integers(4))
-        block = torch.rot90(block, r, dims=(-2, -1))
-        if rng.random() < 0.5:
-            block = block.flip(-1)
-        nb = block[torch.from_numpy(idx - lo)]
+        block = torch.from_numpy(np.array(c[lo:hi, i:i + ph, j:j + pw], np.float32))
         sb = torch.from_numpy(sigmas[ci][idx].astype(np.float32))
-        if betas is not None:  # band b from all the others (whole spectrum read)
-            bt = torch.from_numpy(betas[ci][b].astype(np.float32))
-            nb = torch.cat([nb, torch.einsum("b,bhw->hw", bt, block)[None]])
-            sb = torch.cat([sb, torch.sqrt((bt**2 * torch.from_numpy(sigmas[ci].astype(np.float32)) ** 2).sum())[None]])
-        neigh.append(nb)
-        target.append(block[b - lo:b - lo + 1])
+        stack = [block[torch.from_numpy(idx - lo)]]
+        if betas is not None:  # band b from all the others, cross-fitted weights by absolute row parity
+            bt = torch.from_numpy(betas[ci].astype(np.float32))  # (2, B, B)
+            reg, s_reg = band_window_inputs(block[None], torch.from_numpy(sigmas[ci].astype(np.float32))[None], k,
+                                            torch.tensor([b]), bt, row0=i)
+            stack.append(reg[0, -1:])
+            sb = torch.cat([sb, s_reg[0, -1:]])
+        stack.append(block[b - lo:b - lo + 1])  # the noisy target, last
+        t = torch.cat(stack)
+        if (ph, pw) != (patch, patch):  # small cubes: pad the crop up to the patch
+            t = torch.nn.functional.pad(t[None], (0, patch - pw, 0, patch - ph), mode="replicate")[0]
+        t = torch.rot90(t, int(rng.integers(4)), dims=(-2, -1))
+        if rng.random() < 0.5:
+            t = t.flip(-1)
+        neigh.append(t[:-1])
+        target.append(t[-1:])
         s.append(sb)
     return torch.stack(neigh), torch.stack(s), torch.stack(target)
 
@@ -104,12 +107,22 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
     rng = np.random.default_rng(seed)
     step, ckpt = 0, Path(str(out) + ".ckpt")
+    settings = {"net": net.config(), "patch": patch, "batch": batch, "lr": lr, "seed": seed,
+                "cubes": [list(map(int, c.shape)) for c in cubes]}
     if ckpt.exists():
         st = load_checkpoint(ckpt)
+        if st.get("settings") != settings:
+            raise ValueError(f"{ckpt}: a checkpoint of another run (different network, data or settings); "
+                             f"delete it to start afresh or pick another output name")
         net.load_state_dict(st["net"]), opt.load_state_dict(st["opt"]), sched.load_state_dict(st["sched"])
+        sched.T_max = steps  # the schedule follows this run's step count
         step = st["step"]
         rng.bit_generator.state = st["rng"]
         log(f"resumed {ckpt} at step {step}")
+    def save(at: int) -> None:
+        save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                               "step": at, "rng": rng.bit_generator.state, "settings": settings})
+
     net.train()
     t0, loss_avg = time.time(), None
     while step < steps and (minutes is None or time.time() - t0 < 60 * minutes):
@@ -122,9 +135,10 @@ def fit_bandwindow(cubes: Sequence, out: str | Path, *, sigmas: Sequence | None 
         lv = float(loss.detach())
         loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
         if step % checkpoint_every == 0 or step == steps:
-            save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                                   "step": step, "rng": rng.bit_generator.state})
+            save(step)
             log(f"step {step}/{steps}  loss {loss_avg:.3e}  {time.time() - t0:.0f} s")
+    if step % checkpoint_every and step != steps:  # stopped on time: keep every step done
+        save(step)
     net.eval()
     meta = {"method": METHOD, "method_params": {"k": k}, "net": net.config(), "steps": step,
             "settings": {"regression": regression, "patch": patch, "batch": batch, "lr": lr, "seed": seed, "widths": list(widths)}}

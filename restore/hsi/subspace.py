@@ -22,7 +22,7 @@ def band_sigmas(cube) -> np.ndarray:
 
     from restore.noise.estimate import estimate_sigma_mad
 
-    c = np.asarray(cube, np.float32)
+    c = np.array(cube, np.float32)  # a writable copy (memmaps are read-only)
     return estimate_sigma_mad(torch.from_numpy(c)[:, None]).flatten().numpy().astype(np.float64)
 
 
