@@ -36,7 +36,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from restore.nets.registry import register_arch
-from restore.nets.unet import _Block
+from restore.nets.unet import _Block, unet_trunk
 
 __all__ = ["BandWindowNet", "neighbour_index", "band_window_inputs", "wiener_blend", "denoise_bands"]
 
@@ -161,14 +161,7 @@ class BandWindowNet(nn.Module):
     def forward(self, neigh: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         z = F.pixel_unshuffle(neigh, 2)
         plane = (sigma * self.sigma_scale)[:, :, None, None].expand(-1, -1, *z.shape[-2:])
-        h = self.head(torch.cat([z, plane.to(z.dtype)], 1))
-        skips = [h]
-        for down, enc in zip(self.down, self.enc):
-            h = enc(down(h))
-            skips.append(h)
-        skips.pop()
-        for up, dec in zip(reversed(self.up), reversed(self.dec)):
-            h = dec(up(h) + skips.pop())
+        h = unet_trunk(self.head(torch.cat([z, plane.to(z.dtype)], 1)), self.down, self.enc, self.up, self.dec)
         base = (neigh[:, -1:] if self.regression else
                 0.5 * (neigh[:, self.k - 1:self.k] + neigh[:, self.k:self.k + 1]))
         return base + F.pixel_shuffle(self.tail(h), 2)

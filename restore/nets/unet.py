@@ -35,6 +35,19 @@ class _Block(nn.Sequential):
         super().__init__(*layers)
 
 
+def unet_trunk(h: torch.Tensor, down, enc, up, dec) -> torch.Tensor:
+    """Encoder-decoder with additive skips (shared by the pixel-unshuffle UNets): ``h`` is the head's
+    output; ``down``/``enc`` go one level down each, ``up``/``dec`` back (same number of levels)."""
+    skips = [h]
+    for d, e in zip(down, enc):
+        h = e(d(h))
+        skips.append(h)
+    skips.pop()
+    for u, c in zip(reversed(up), reversed(dec)):
+        h = c(u(h) + skips.pop())
+    return h
+
+
 @register_arch
 class CompactUNet(nn.Module):
     """Pixel-unshuffle UNet with additive skips and a noise-level input plane.
@@ -105,14 +118,7 @@ class CompactUNet(nn.Module):
             s = (sigma if isinstance(sigma, torch.Tensor) else y.new_tensor(sigma)).reshape(-1, self.cond_dim, 1, 1)
             plane = (s * self.sigma_scale).expand(y.shape[0], self.cond_dim, *z.shape[-2:])
             z = torch.cat([z, plane], dim=1)
-        h = self.head(z)
-        skips = [h]
-        for down, enc in zip(self.down, self.enc):
-            h = enc(down(h))
-            skips.append(h)
-        skips.pop()
-        for up, dec in zip(reversed(self.up), reversed(self.dec)):
-            h = dec(up(h) + skips.pop())
+        h = unet_trunk(self.head(z), self.down, self.enc, self.up, self.dec)
         return F.pixel_shuffle(self.tail(h), 2)
 
     def forward(self, y: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
