@@ -1,7 +1,7 @@
 """Runner for recipes/scale-stream.yaml: make each synthetic zarr input, denoise it with
 ``restore cube denoise`` under ``/usr/bin/time -v``, and log seconds, s/megavoxel and peak RSS.
 
-    OMP_NUM_THREADS=1 python -m datasets.scale_run recipes/scale-stream.yaml [--only image|cube|dask]
+    OMP_NUM_THREADS=2 python -m datasets.scale_run recipes/scale-stream.yaml [--only image|cube|dask]
 
 ``model: random-bandwindow`` writes an untrained band-window model (speed and memory do not depend
 on the weights).  Results: WORKDIR/scale.json (appended run by run).

@@ -45,6 +45,17 @@ def _tile_sizes(shape, tile, halo, multiple: int = 1):
     return [min(int(t), _round_up(s, mi)) for t, s, mi in zip(tile, shape, m)], [int(h) for h in halo]
 
 
+def _balanced_tile(length: int, tile: int, overlap: int, m: int) -> int:
+    """The smallest tile (multiple of ``m``, at most ``tile``) that covers ``length`` with as many
+    tiles as ``tile`` needs: the tiles share the axis evenly instead of a last tile that mostly
+    repeats its neighbour (e.g. 1000 px with 512-px tiles: 3 x 364 px instead of 3 x 512)."""
+    L = _round_up(length, m)
+    if tile >= L or tile <= overlap:
+        return tile
+    n = -(-(L - overlap) // (tile - overlap))
+    return min(tile, _round_up(-(-(L + (n - 1) * overlap) // n), m))
+
+
 def run_local(fn: TileFn, cube: Any, out: Any, *, tile: Sequence[int], halo: Sequence[int], multiple: int = 1,
               batch_size: int = 1, progress=None) -> Any:
     """Run ``fn`` over a (B, H, W) ``cube`` with crop-and-paste tiles into ``out`` (same shape);
@@ -54,6 +65,8 @@ def run_local(fn: TileFn, cube: Any, out: Any, *, tile: Sequence[int], halo: Seq
     for ax, (ti, hi, si) in enumerate(zip(t, h, shape)):
         if ti < si and ti <= 2 * hi:
             raise ValueError(f"tile {ti} on axis {ax} must exceed twice the halo ({hi}); use a larger tile")
+    t = [_balanced_tile(si, ti, 2 * hi, mi) if ti < si else ti
+         for si, ti, hi, mi in zip(shape, t, h, (1, multiple, multiple))]
 
     def apply(batch: torch.Tensor, origins) -> torch.Tensor:
         res = [torch.from_numpy(np.ascontiguousarray(fn(b.numpy(), o[0]), np.float32)) for b, o in zip(batch, origins)]
@@ -85,6 +98,7 @@ def dask_apply(fn: TileFn, cube: Any, *, tile: Sequence[int], halo: Sequence[int
             chunks.append((si,))
             depth[ax] = 0
             continue
+        c = max(_round_up(-(-si // -(-si // c)), mi), mi, hi if ax else hi + 1)  # share the axis evenly
         n, r = divmod(si, c)
         sizes = [c] * n
         if r >= hi and r:  # a remainder smaller than the halo is merged into the last chunk (dask would
