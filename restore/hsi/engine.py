@@ -52,8 +52,13 @@ def _balanced_tile(length: int, tile: int, overlap: int, m: int) -> int:
     L = _round_up(length, m)
     if tile >= L or tile <= overlap:
         return tile
-    n = -(-(L - overlap) // (tile - overlap))
-    return min(tile, _round_up(-(-(L + (n - 1) * overlap) // n), m))
+    from restore.tiling import _axis_plan
+
+    n = len(_axis_plan(L, tile, overlap, m)[2])
+    t = _round_up(-(-(L + (n - 1) * overlap) // n), m)
+    while t < tile and len(_axis_plan(L, t, overlap, m)[2]) > n:  # the stride snaps to the grid
+        t += m
+    return min(tile, t)
 
 
 def run_local(fn: TileFn, cube: Any, out: Any, *, tile: Sequence[int], halo: Sequence[int], multiple: int = 1,
