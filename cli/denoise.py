@@ -14,13 +14,14 @@ from restore.io import IMAGE_EXTENSIONS, atomic_write_text, list_images, read_im
 from restore.io.raw import RAW_EXTENSIONS, is_raw
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """``(file, path relative to the output folder)`` for every input file."""
+def expand_inputs(inputs: list[str], extensions=IMAGE_EXTENSIONS | RAW_EXTENSIONS) -> list[tuple[Path, Path]]:
+    """``(file, path relative to the output folder)`` for every input file with one of ``extensions``
+    (each file once; named files that do not exist are kept, to be reported)."""
     pairs: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
     for inp in inputs:
         root = Path(inp)
-        for f in list_images([inp], extensions=IMAGE_EXTENSIONS | RAW_EXTENSIONS):
+        for f in list_images([inp], extensions=extensions):
             key = f.resolve()
             if key in seen:
                 continue

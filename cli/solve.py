@@ -6,7 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from restore.io import IMAGE_EXTENSIONS, list_images, read_image, safe_output_path, write_image
+from restore.io import IMAGE_EXTENSIONS, read_image, safe_output_path, write_image
+
+from .denoise import expand_inputs
 
 
 def _params(items: list[str] | None) -> dict:
@@ -24,21 +26,6 @@ def _params(items: list[str] | None) -> dict:
         else:
             out[key] = value
     return out
-
-
-def _expand(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """``(file, path relative to the output folder)``; named files that do not exist are kept (reported)."""
-    pairs, seen = [], set()
-    for inp in inputs:
-        root = Path(inp)
-        for f in list_images([inp], extensions=IMAGE_EXTENSIONS):
-            key = f.resolve()
-            if key in seen:
-                continue
-            seen.add(key)
-            rel = f.relative_to(root) if root.is_dir() and f.is_relative_to(root) else Path(f.name)
-            pairs.append((f, rel))
-    return pairs
 
 
 def run_solve(args) -> int:
@@ -64,7 +51,7 @@ def run_solve(args) -> int:
     device = resolve_device(args.device)
     prior = load_prior(args.prior, patch=args.patch).to(device)
     check_settings(args.method, prior, **params)  # bad values are usage errors too, before any file
-    pairs = _expand(args.inputs)
+    pairs = expand_inputs(args.inputs, extensions=IMAGE_EXTENSIONS)
     if not pairs:
         raise ValueError(f"no image files found in {' '.join(args.inputs)}")
     out_dir = Path(args.output)
