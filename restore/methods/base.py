@@ -13,23 +13,14 @@ import torch
 from torch import nn
 
 from restore.nets import CompactUNet
+from restore.registry import Registry
 
-METHODS: dict[str, type["Method"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return deco
+METHODS = Registry("method")
+register = METHODS.register
 
 
 def get_method(name: str, **params) -> "Method":
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
-    return METHODS[name](**params)
+    return METHODS.build(name, **params)
 
 
 @dataclass

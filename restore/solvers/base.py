@@ -17,23 +17,14 @@ from torch import Tensor
 
 from restore.diffusion.prior import DiffusionPrior
 from restore.operators import Operator
+from restore.registry import Registry
 
-SOLVERS: dict[str, type["Solver"]] = {}
-
-
-def register_solver(name: str):
-    def deco(cls):
-        cls.name = name
-        SOLVERS[name] = cls
-        return cls
-
-    return deco
+SOLVERS = Registry("solver")
+register_solver = SOLVERS.register
 
 
 def get_solver(name: str, **params) -> "Solver":
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; available: {', '.join(sorted(SOLVERS))}")
-    return SOLVERS[name](**params)
+    return SOLVERS.build(name, **params)
 
 
 def to_prior(x: Tensor) -> Tensor:
