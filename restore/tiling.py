@@ -76,7 +76,7 @@ Array = Union[torch.Tensor, np.ndarray]
 
 
 def _round_up(v: int, m: int) -> int:
-    return -(-v // m) * m
+    return -(-int(v) // int(m)) * int(m)
 
 
 def _snap_down(v: int, m: int) -> int:
@@ -193,6 +193,16 @@ def _blend_weights(starts: Sequence[int], tile: int, length: int,
         hi = min(s + tile, length)
         out.append((s, hi, w[:hi - s] / total[s:hi]))
     return out
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """``x`` (..., H, W) padded at the far side to multiples of ``m`` in H and W (reflection when both
+    pads are shorter than the sides, else replication); crop back with ``[..., :H, :W]``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
 
 
 def _pad_tile(t: torch.Tensor, ph: int, pw: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from restore.tiling import WINDOWS, _axis_plan, _blend_weights, _check_int, _crop_bounds
+from restore.tiling import WINDOWS, _axis_plan, _blend_weights, _check_int, _crop_bounds, _round_up
 
 __all__ = ["tiled_apply_cube", "cube_tile_plan"]
 
@@ -30,7 +30,7 @@ def _axis_weights(length: int, tile: int, overlap: int, multiple: int, window: s
     """Plan one axis on the ``multiple`` grid: the axis is planned as if padded to a multiple of
     ``multiple`` (the far side, as a whole-cube run pads it), so every tile starts on the grid and
     the last one reaches past the end by less than ``multiple`` (read, then padded by reflection)."""
-    padded_len = -(-int(length) // int(multiple)) * int(multiple)
+    padded_len = _round_up(length, multiple)
     t, _, starts = _axis_plan(padded_len, tile, overlap, multiple)
     plan = []
     if window == "crop":

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from restore.nets.registry import register_arch
 from restore.nets.unet import _Block, unet_trunk
+from restore.tiling import pad_to_multiple
 
 __all__ = ["BandWindowNet", "neighbour_index", "band_window_inputs", "wiener_blend", "denoise_bands"]
 
@@ -190,9 +191,7 @@ def denoise_bands(net: BandWindowNet, cube: torch.Tensor, sigma: torch.Tensor, *
     weights for a ``regression`` network (default: :func:`regression_weights` of each cube of the
     batch, which then holds every band); ``row0``: the cube row of the batch's first row.  H, W are padded (reflect) to the network's multiple and cropped back."""
     n, B, h, w = cube.shape
-    m = net.multiple
-    ph, pw = (-h) % m, (-w) % m
-    x = F.pad(cube, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate") if ph or pw else cube
+    x = pad_to_multiple(cube, net.multiple)
     out = torch.empty_like(cube)
     if net.regression and beta is None:
         if n > 1:

@@ -28,16 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from restore.tiling import _axis_plan, _round_up
 from restore.tiling_cube import tiled_apply_cube
 
 __all__ = ["TileFn", "run_local", "dask_apply", "dask_client", "run_dask", "ENGINES"]
 
 TileFn = Callable[[np.ndarray, int], np.ndarray]
 ENGINES = ("local", "dask")
-
-
-def _round_up(v: int, m: int) -> int:
-    return -(-int(v) // m) * m
 
 
 def _tile_sizes(shape, tile, halo, multiple: int = 1):
@@ -52,8 +49,6 @@ def _balanced_tile(length: int, tile: int, overlap: int, m: int) -> int:
     L = _round_up(length, m)
     if tile >= L or tile <= overlap:
         return tile
-    from restore.tiling import _axis_plan
-
     n = len(_axis_plan(L, tile, overlap, m)[2])
     t = _round_up(-(-(L + (n - 1) * overlap) // n), m)
     while t < tile and len(_axis_plan(L, t, overlap, m)[2]) > n:  # the stride snaps to the grid

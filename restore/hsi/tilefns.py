@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from restore.tiling import pad_to_multiple
 
 __all__ = ["bandwise_fn", "bandwindow_fn", "PIXEL_HALO"]
 
 #: Pixel halo used for the shipped 2-D model (4-level pixel-unshuffle UNet; its receptive-field
 #: radius is 92 px but the weights beyond ~40 px are negligible): tiles overlap by twice this.
 PIXEL_HALO = 48
-
-
-def _pad_to(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
-    return x, h, w
 
 
 def bandwise_fn(sigmas: np.ndarray, *, model=None, device: str = "cpu", batch: int = 8, halo: int = PIXEL_HALO):
@@ -37,7 +30,8 @@ def bandwise_fn(sigmas: np.ndarray, *, model=None, device: str = "cpu", batch: i
 
     def fn(block: np.ndarray, band0: int) -> np.ndarray:
         b = block.shape[0]
-        x, h, w = _pad_to(torch.from_numpy(np.ascontiguousarray(block))[:, None], r.multiple)
+        h, w = block.shape[-2:]
+        x = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(block))[:, None], r.multiple)
         out = np.empty_like(block)
         with torch.inference_mode():
             for i in range(0, b, batch):
