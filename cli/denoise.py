@@ -31,6 +31,17 @@ def expand_inputs(inputs: list[str], extensions=IMAGE_EXTENSIONS | RAW_EXTENSION
     return pairs
 
 
+def check_output(dest: Path, inputs: set[Path], written: dict[Path, Path], fix: str) -> Path:
+    """``dest.resolve()``, after refusing a destination that is an input or was already written in this
+    batch (``fix``: what the user should do about a name clash)."""
+    key = dest.resolve()
+    if key in inputs:
+        raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
+    if key in written:
+        raise ValueError(f"output {dest} was already written for {written[key]} (same file name); {fix}")
+    return key
+
+
 def run_denoise(args) -> int:
     import torch
 
@@ -73,12 +84,8 @@ def run_denoise(args) -> int:
         t0 = time.perf_counter()
         try:
             dest = safe_output_path(path, out_dir / rel.parent, suffix=args.suffix)
-            key = dest.resolve()
-            if key in inputs:
-                raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
-            if key in written:
-                raise ValueError(f"output {dest} was already written for {written[key]} "
-                                 "(same file name); denoise them into separate folders or pass their parent folder")
+            key = check_output(dest, inputs, written,
+                               "denoise them into separate folders or pass their parent folder")
             if is_raw(path):
                 rec.update(_denoise_raw_file(path, out_dir / rel.parent, args, device, inputs, written))
                 dt = time.perf_counter() - t0
@@ -147,12 +154,7 @@ def _denoise_raw_file(path: Path, out_dir: Path, args, device, inputs: set, writ
                                      ext="." + ("tiff" if args.rgb_format == "tiff" else "png")),
              "json": safe_output_path(path, out_dir, suffix=args.suffix, ext=".json")}
     for kind in kinds + ["json"]:
-        key = dests[kind].resolve()
-        if key in inputs:
-            raise ValueError(f"output {dests[kind]} would overwrite an input file; choose another -o folder")
-        if key in written:
-            raise ValueError(f"output {dests[kind]} was already written for {written[key]} (same file name); "
-                             "denoise them into separate folders")
+        check_output(dests[kind], inputs, written, "denoise them into separate folders")
     frame = read_raw(path)
     mosaic, noise = denoise_raw(frame, profile=args.camera, model=args.model, method=args.method, device=device,
                                 tile=args.tile, overlap=args.overlap)

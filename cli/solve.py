@@ -8,7 +8,7 @@ from pathlib import Path
 
 from restore.io import IMAGE_EXTENSIONS, read_image, safe_output_path, write_image
 
-from .denoise import expand_inputs
+from .denoise import check_output, expand_inputs
 
 
 def _params(items: list[str] | None) -> dict:
@@ -62,12 +62,7 @@ def run_solve(args) -> int:
         t0 = time.time()
         try:
             dest = safe_output_path(f, out_dir / rel.parent, args.suffix, ext=args.ext)
-            key = dest.resolve()
-            if key in inputs:
-                raise ValueError(f"output {dest} would overwrite an input file; choose another -o folder")
-            if key in written:
-                raise ValueError(f"output {dest} was already written for {written[key]} (same file name); "
-                                 "solve them into separate folders or pass their parent folder")
+            key = check_output(dest, inputs, written, "solve them into separate folders or pass their parent folder")
             img = read_image(f)
             y = torch.from_numpy(img.data.transpose(2, 0, 1).copy())[None].to(device)
             A = make_operator(args.operator)
