@@ -59,6 +59,14 @@ def _cube_files(items: list[str]) -> tuple[list[Path], list[str]]:
     return files, missing
 
 
+def _output_names(files: list[Path]) -> list[str]:
+    """Output names: the input's stem; inputs sharing a stem (a/cube.npy, b/cube.mat) add their
+    extension, and their position in the batch if that still clashes."""
+    stems = [f.stem for f in files]
+    first = [f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.')}" for f in files]
+    return [n if first.count(n) == 1 else f"{n}_{files.index(f)}" for f, n in zip(files, first)]
+
+
 def _train(args) -> int:
     from restore.hsi.fit import fit_bandwindow
     from restore.hsi.stream import open_lazy
@@ -77,7 +85,7 @@ def _train(args) -> int:
 
 
 def _denoise(args) -> int:
-    from restore.hsi.fit import fit_bandwindow
+    from restore.hsi.fit import cube_sigmas, fit_bandwindow
     from restore.hsi.stream import SUBSPACE_MAX_VOXELS, denoise_file, open_lazy
 
     tile = tuple(int(v) for v in args.tile.split(","))
@@ -88,13 +96,7 @@ def _denoise(args) -> int:
         print(f"{m}: no such file or folder — check the path", file=sys.stderr)
     out_dir = Path(args.out)
     ok, failed, results = 0, len(missing), []
-    stems = [f.stem for f in files]
-    for f in files:
-        # inputs sharing a name (a/cube.npy, b/cube.mat) get the input's extension in the output name
-        name = f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix.lstrip('.')}"
-        if [g for g in files if (g.stem if stems.count(g.stem) == 1 else f"{g.stem}_{g.suffix.lstrip('.')}") == name
-                and g != f]:
-            name = f"{name}_{files.index(f)}"
+    for f, name in zip(files, _output_names(files)):
         dst = out_dir / f"{name}.{args.format}"
         try:
             if dst.exists():
@@ -102,17 +104,18 @@ def _denoise(args) -> int:
             cube, info = open_lazy(f)
             B, H, W = (int(s) for s in cube.shape)
             method, model = args.method, args.model
+            sigma = None if args.sigma is None else float(args.sigma)
             if args.fit:
+                sigma = cube_sigmas(cube) if sigma is None else sigma  # estimated once, for training and denoising
                 model = str(out_dir / f"{name}.bandwindow.safetensors")
-                fit_bandwindow([cube], model, minutes=args.minutes, steps=10**9,
-                               sigmas=None if args.sigma is None else [float(args.sigma)])
+                fit_bandwindow([cube], model, minutes=args.minutes, steps=10**9, sigmas=[sigma])
                 method = "bandwindow" if method == "auto" else method
             if method == "auto":
                 method = ("bandwindow" if model else "subspace" if 3 <= B and B * H * W <= SUBSPACE_MAX_VOXELS
                           else "bandwise")
             results.append(denoise_file(f, dst, method=method, model=model, engine=args.engine, workers=args.workers,
                                         address=args.scheduler, tile=tile, halo=args.halo, device=args.device,
-                                        sigma=None if args.sigma is None else float(args.sigma)))
+                                        sigma=sigma, opened=(cube, info)))
             ok += 1
         except Exception as e:  # noqa: BLE001 - a batch goes on; one line per failed file
             failed += 1

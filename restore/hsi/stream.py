@@ -40,14 +40,17 @@ class Bands:
         self.dtype = np.dtype(a.dtype)
         self.ndim = 3
 
-    def __getitem__(self, key):
+    @staticmethod
+    def _key3(key) -> tuple:
         key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (3 - len(key))
+        return key + (slice(None),) * (3 - len(key))
+
+    def __getitem__(self, key):
+        key = self._key3(key)
         return np.asarray(self.a[key[1], key[2]])[None][key[0]]
 
     def __setitem__(self, key, value):
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (3 - len(key))
+        key = self._key3(key)
         self.a[key[1], key[2]] = np.asarray(value)[0]
 
 
@@ -198,7 +201,7 @@ def _zarr_to_tiff(src: Path, dst_tmp: Path, image: bool, tile: int = 256) -> Non
 def denoise_file(src: str | Path, dst: str | Path, *, method: str = "bandwise", sigma=None, model=None,
                  engine: str = "local", workers: int = 0, address: str | None = None,
                  tile: tuple[int, int, int] = (32, 512, 512), halo: int | None = None,
-                 device: str = "cpu", log=print) -> dict:
+                 device: str = "cpu", log=print, opened: tuple | None = None) -> dict:
     """Denoise ``src`` (cube or 2-D image, any size) into ``dst``; returns a summary dict.
 
     Args:
@@ -209,6 +212,7 @@ def denoise_file(src: str | Path, dst: str | Path, *, method: str = "bandwise", 
             on a central 1024x1024 window.
         engine: ``local`` or ``dask`` (``workers`` local processes or a scheduler ``address``).
         tile: (bands, rows, columns) tile size; ``halo``: pixel halo (default: the method's).
+        opened: ``open_lazy(src)``'s result when the caller has it already (not opened twice).
     """
     from .bandwindow import regression_weights
     from .fit import cube_sigmas, load_bandwindow
@@ -223,7 +227,7 @@ def denoise_file(src: str | Path, dst: str | Path, *, method: str = "bandwise", 
         raise FileExistsError(f"{dst}: exists; outputs are never overwritten (remove it or pick another name)")
     if dst.resolve() == src.resolve():
         raise ValueError(f"{dst}: is the input; outputs are never written over inputs")
-    cube, info = open_lazy(src)
+    cube, info = opened if opened is not None else open_lazy(src)
     B, H, W = (int(s) for s in cube.shape)
     ext = dst.suffix.lower()
     if ext not in STREAM_EXTENSIONS:
